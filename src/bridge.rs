@@ -1,0 +1,653 @@
+//! `SessionBridge`: the façade an app and its framework glue talk to (SPEC B1-B5, O1-O2).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use cookie::SameSite;
+use futures::future::{Either, select};
+use http::HeaderMap;
+use serde_json::{Map, Value};
+
+use crate::clock::{Clock, SystemClock};
+use crate::cookies::{CookieAttrs, Key, KeyRing, is_valid_cookie_name};
+use crate::engine::{CleanupControl, CookieConfig, Engine};
+use crate::error::{Error, Result};
+use crate::events::{BridgeEvent, EventStream, Events};
+use crate::gateway::Gateway;
+use crate::http_flow::RequestContext;
+use crate::id::{IdGen, IdTag, RandomIdGen};
+use crate::locks::LockTable;
+use crate::mapping::Mapping;
+use crate::session::{Changes, MAX_AGE_RANGE};
+use crate::store::{DynStore, LiveStore, Store};
+
+const MINUTE: u64 = 60_000;
+const DAY: u64 = 24 * 60 * MINUTE;
+const YEAR: u64 = 365 * DAY;
+
+/// One session shared by HTTP and sockets. Cheap to clone; all clones are the same bridge.
+///
+/// ```
+/// use session_bridge::SessionBridge;
+/// use std::time::Duration;
+/// let bridge = SessionBridge::builder()
+///     .key("app.sid")
+///     .keys(["a stable secret of at least 32 bytes!!"])
+///     .max_age(Duration::from_secs(24 * 3600))
+///     .build()
+///     .unwrap();
+/// assert_eq!(bridge.get_session_id("unknown"), None);
+/// ```
+#[derive(Clone)]
+pub struct SessionBridge {
+    pub(crate) engine: Arc<Engine>,
+}
+
+impl std::fmt::Debug for SessionBridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionBridge")
+            .field("key", &self.engine.cookies.session_name)
+            .field("sessions_mapped", &self.engine.mapping.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionBridge {
+    /// A builder with the defaults of SPEC O1.
+    pub fn builder() -> SessionBridgeBuilder {
+        SessionBridgeBuilder::default()
+    }
+
+    /// Starts an HTTP request: reads its cookies, touches no store (H1, H3). Run the handler,
+    /// then [`RequestContext::commit`] into the response headers.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("k").keys([[1u8; 32]]).build().unwrap();
+    /// let request = bridge.begin_request(&http::HeaderMap::new());
+    /// request.session().insert("user", "ada").await.unwrap();
+    /// let mut headers = http::HeaderMap::new();
+    /// request.commit(&mut headers).await.unwrap();
+    /// # });
+    /// ```
+    pub fn begin_request(&self, headers: &HeaderMap) -> RequestContext {
+        RequestContext::begin(Arc::clone(&self.engine), headers)
+    }
+
+    /// The session id mapped to a client id (B1).
+    pub fn get_session_id(&self, client_id: &str) -> Option<String> {
+        self.engine.mapping.session_id(client_id)
+    }
+
+    /// The client id mapped to a session id (B1).
+    pub fn get_client_id(&self, session_id: &str) -> Option<String> {
+        self.engine.mapping.client_id(session_id)
+    }
+
+    /// The session data of a mapped session id; `None` when unmapped or gone (B2).
+    ///
+    /// # Errors
+    /// A store error, or a corrupt record (which is dropped).
+    pub async fn get_by_id(&self, session_id: &str) -> Result<Option<Map<String, Value>>> {
+        if self.engine.mapping.client_id(session_id).is_none() {
+            return Ok(None);
+        }
+        Ok(self.engine.load(session_id).await?.map(|l| l.data))
+    }
+
+    /// [`get_by_id`](Self::get_by_id) through the client mapping (B2).
+    ///
+    /// # Errors
+    /// As [`get_by_id`](Self::get_by_id).
+    pub async fn get_by_client_id(&self, client_id: &str) -> Result<Option<Map<String, Value>>> {
+        match self.get_session_id(client_id) {
+            Some(sid) => self.get_by_id(&sid).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Destroys a mapped session; `false` when unmapped or already gone (B2, GW3).
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn destroy_by_id(&self, session_id: &str) -> Result<bool> {
+        if self.engine.mapping.client_id(session_id).is_none() {
+            return Ok(false);
+        }
+        let _lock = self.engine.lock(session_id).await;
+        self.engine.destroy(session_id).await
+    }
+
+    /// [`destroy_by_id`](Self::destroy_by_id) through the client mapping (B2).
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn destroy_by_client_id(&self, client_id: &str) -> Result<bool> {
+        match self.get_session_id(client_id) {
+            Some(sid) => self.destroy_by_id(&sid).await,
+            None => Ok(false),
+        }
+    }
+
+    /// Replaces a mapped session's data (`None` destroys it), under its lock (B2, GW2).
+    /// Never creates a session. Returns `false` when the session had meanwhile disappeared.
+    ///
+    /// # Errors
+    /// [`Error::NotMapped`] for an unmapped id; a store error; [`Error::SessionTooLarge`].
+    pub async fn set_by_id(
+        &self,
+        session_id: &str,
+        session: Option<Map<String, Value>>,
+        max_age: Option<Duration>,
+    ) -> Result<bool> {
+        if self.engine.mapping.client_id(session_id).is_none() {
+            return Err(Error::NotMapped);
+        }
+        let ttl = max_age.map(checked_max_age).transpose()?;
+        let _lock = self.engine.lock(session_id).await;
+        let Some(data) = session else {
+            return self.engine.destroy(session_id).await;
+        };
+        let Some(current) = self.engine.load(session_id).await? else {
+            return Ok(false);
+        };
+        let changes = Changes {
+            replaced: true,
+            keys: Default::default(),
+        };
+        let apply = move |fresh: &mut Map<String, Value>| changes.apply(&data, fresh);
+        Ok(self
+            .engine
+            .update_existing(session_id, current, ttl, false, &apply)
+            .await?
+            .is_some())
+    }
+
+    /// [`set_by_id`](Self::set_by_id) through the client mapping (B2).
+    ///
+    /// # Errors
+    /// As [`set_by_id`](Self::set_by_id).
+    pub async fn set_by_client_id(
+        &self,
+        client_id: &str,
+        session: Option<Map<String, Value>>,
+        max_age: Option<Duration>,
+    ) -> Result<bool> {
+        match self.get_session_id(client_id) {
+            Some(sid) => self.set_by_id(&sid, session, max_age).await,
+            None => Err(Error::NotMapped),
+        }
+    }
+
+    /// Destroys every expired record now; returns how many (B3, GW4).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] when the store has no `list`; a store error.
+    pub async fn cleanup(&self) -> Result<usize> {
+        self.engine.cleanup().await
+    }
+
+    /// Turns periodic cleanup on (B3); `interval` defaults to `max_age / 4` clamped to
+    /// [1 minute, 1 day]. Returns `false` if it was already on. The cleanup itself runs in
+    /// [`auto_cleanup_worker`](Self::auto_cleanup_worker), which the app spawns once.
+    pub fn start_auto_cleanup(&self, interval: Option<Duration>) -> bool {
+        let ms = interval
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1))
+            .unwrap_or(self.engine.default_cleanup_interval);
+        let c = &self.engine.cleanup;
+        let was = c.interval_ms.swap(ms, Ordering::SeqCst);
+        c.generation.fetch_add(1, Ordering::SeqCst);
+        c.changed.notify(usize::MAX);
+        was == 0
+    }
+
+    /// Turns periodic cleanup off; returns `false` if it was off (B3).
+    pub fn stop_auto_cleanup(&self) -> bool {
+        let c = &self.engine.cleanup;
+        let was = c.interval_ms.swap(0, Ordering::SeqCst);
+        c.generation.fetch_add(1, Ordering::SeqCst);
+        c.changed.notify(usize::MAX);
+        was != 0
+    }
+
+    /// The cleanup loop, for the app to spawn on its runtime (the core has none, B3):
+    /// `tokio::spawn(bridge.auto_cleanup_worker())`. It idles while auto cleanup is off, runs
+    /// [`cleanup`](Self::cleanup) every interval while it is on (store errors are logged and
+    /// the loop goes on, ST4), and ends when the last clone of the bridge is dropped.
+    pub fn auto_cleanup_worker(&self) -> impl Future<Output = ()> + Send + 'static {
+        let weak: Weak<Engine> = Arc::downgrade(&self.engine);
+        async move {
+            loop {
+                let (listener, sleep, generation) = {
+                    let Some(engine) = weak.upgrade() else { return };
+                    let c = &engine.cleanup;
+                    let listener = c.changed.listen();
+                    let generation = c.generation.load(Ordering::SeqCst);
+                    let ms = c.interval_ms.load(Ordering::SeqCst);
+                    let sleep =
+                        (ms > 0).then(|| engine.gateway.clock.sleep(Duration::from_millis(ms)));
+                    (listener, sleep, generation)
+                };
+                let Some(sleep) = sleep else {
+                    listener.await;
+                    continue;
+                };
+                if let Either::Right(((), _)) = select(listener, sleep).await {
+                    let Some(engine) = weak.upgrade() else { return };
+                    if engine.cleanup.generation.load(Ordering::SeqCst) != generation {
+                        continue;
+                    }
+                    if let Err(err) = engine.cleanup().await {
+                        tracing::warn!(error = %err, "auto cleanup failed; will retry next interval");
+                    }
+                }
+            }
+        }
+    }
+
+    /// For apps that wrote to the store directly: announces a write so the mapping and events
+    /// stay consistent (B4).
+    ///
+    /// # Errors
+    /// A store error while reading the record back.
+    pub async fn notify_store_set(&self, session_id: &str, is_new: bool) -> Result<()> {
+        match self.engine.load(session_id).await? {
+            Some(l) => self
+                .engine
+                .announce_set(session_id, l.record.expires_at, is_new, true),
+            None => {
+                self.engine.mapping.detach(session_id);
+            }
+        }
+        Ok(())
+    }
+
+    /// For apps that destroyed a record directly: mapping entry removed, `SessionDestroy` (B4).
+    pub fn notify_store_destroy(&self, session_id: &str) {
+        self.engine.announce_destroy(session_id);
+    }
+
+    /// For apps that cleaned the store themselves: emits `Cleanup(count)` (B4).
+    pub fn notify_store_cleanup(&self, count: usize) {
+        self.engine.events.publish(BridgeEvent::Cleanup(count));
+    }
+
+    /// A new subscription to the bridge's events (B5).
+    pub fn events(&self) -> EventStream {
+        self.engine.events.subscribe()
+    }
+
+    /// A keyed, non-reversible tag of a client id: the same for every node sharing the signing
+    /// keys, useless to anyone without them. Socket glue names its per-browser room with it.
+    pub fn client_tag(&self, client_id: &str) -> IdTag {
+        self.engine.client_tag(client_id)
+    }
+
+    /// Number of sessions mapped to a client (observability; bounded by live sessions).
+    pub fn mapped_sessions(&self) -> usize {
+        self.engine.mapping.len()
+    }
+
+    /// Number of session ids with a lock holder or waiter right now (0 when idle).
+    pub fn active_locks(&self) -> usize {
+        self.engine.locks.len()
+    }
+}
+
+fn checked_max_age(d: Duration) -> Result<u64> {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    if MAX_AGE_RANGE.contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(Error::option(
+            "max_age",
+            "must be between 1 minute and 1 year",
+        ))
+    }
+}
+
+/// Builder of a [`SessionBridge`]; every option is checked by [`build`](Self::build) (O2).
+///
+/// | option | default |
+/// |---|---|
+/// | `key` | random `sb.<id>` (with a warning: cookies die on restart) |
+/// | `keys` | one random key (with a warning) |
+/// | `signed` | `true` |
+/// | `store` | [`LiveStore`] |
+/// | `max_age` | 30 days (1 minute ..= 1 year) |
+/// | `browser_session` | `false` |
+/// | `rolling`, `renew` | `false` |
+/// | `http_only` | `true` |
+/// | `secure` | `true` |
+/// | `same_site` | `Lax` |
+/// | `path` | `/` |
+/// | `client_key` | `"{key}.cid"` |
+/// | `client_max_age` | 1 year (1 minute ..= 400 days) |
+/// | `client_always_roll` | `true` |
+/// | `auto_cleanup` | `false`; interval `max_age / 4` clamped to 1 minute ..= 1 day |
+/// | `max_session_bytes` | 64 KiB |
+/// | `event_buffer` | 1024 events per subscriber |
+#[must_use]
+pub struct SessionBridgeBuilder {
+    key: Option<String>,
+    keys: Vec<Result<Key>>,
+    signed: bool,
+    store: Option<Arc<dyn DynStore>>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGen>,
+    max_age: Duration,
+    browser_session: bool,
+    rolling: bool,
+    renew: bool,
+    http_only: bool,
+    secure: bool,
+    same_site: Option<SameSite>,
+    path: String,
+    domain: Option<String>,
+    client_key: Option<String>,
+    client_max_age: Duration,
+    client_always_roll: bool,
+    auto_cleanup: bool,
+    auto_cleanup_interval: Option<Duration>,
+    max_session_bytes: usize,
+    event_buffer: usize,
+}
+
+impl Default for SessionBridgeBuilder {
+    fn default() -> Self {
+        Self {
+            key: None,
+            keys: Vec::new(),
+            signed: true,
+            store: None,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIdGen),
+            max_age: Duration::from_millis(30 * DAY),
+            browser_session: false,
+            rolling: false,
+            renew: false,
+            http_only: true,
+            secure: true,
+            same_site: Some(SameSite::Lax),
+            path: "/".into(),
+            domain: None,
+            client_key: None,
+            client_max_age: Duration::from_millis(YEAR),
+            client_always_roll: true,
+            auto_cleanup: false,
+            auto_cleanup_interval: None,
+            max_session_bytes: 64 * 1024,
+            event_buffer: 1024,
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty),* $(,)?) => {$(
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$name = value;
+            self
+        }
+    )*};
+}
+
+impl SessionBridgeBuilder {
+    setters! {
+        /// Sign cookies (default `true`). `false` sends bare ids: only for tests and trusted
+        /// networks, since anyone can then forge any id (SPEC C3).
+        signed: bool,
+        /// Session TTL and cookie max-age (1 minute ..= 1 year).
+        max_age: Duration,
+        /// Send the session cookie without `Max-Age`, so it ends with the browser session
+        /// (the record still lives `max_age`).
+        browser_session: bool,
+        /// Re-send the session cookie and refresh the TTL on every response that loaded it.
+        rolling: bool,
+        /// Refresh cookie and TTL when less than half the TTL is left.
+        renew: bool,
+        /// `HttpOnly` on both cookies (default `true`).
+        http_only: bool,
+        /// `Secure` on both cookies (default `true`; turn off only for plain-http development).
+        secure: bool,
+        /// `SameSite` on both cookies (default `Lax`; `None` omits the attribute).
+        same_site: Option<SameSite>,
+        /// Client cookie max-age (1 minute ..= 400 days).
+        client_max_age: Duration,
+        /// Re-send the client cookie on every response (default `true`).
+        client_always_roll: bool,
+        /// Run periodic cleanup from the start (needs `auto_cleanup_worker` spawned).
+        auto_cleanup: bool,
+        /// Largest session JSON accepted, in bytes (SPEC X3).
+        max_session_bytes: usize,
+        /// Events buffered per slow subscriber before the oldest are dropped.
+        event_buffer: usize,
+    }
+
+    /// Session cookie name.
+    pub fn key(mut self, name: impl Into<String>) -> Self {
+        self.key = Some(name.into());
+        self
+    }
+
+    /// Client cookie name (default `"{key}.cid"`).
+    pub fn client_key(mut self, name: impl Into<String>) -> Self {
+        self.client_key = Some(name.into());
+        self
+    }
+
+    /// Signing keys, newest first: the first signs, all verify (C2). Each at least 32 bytes.
+    pub fn keys<K, I>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: TryInto<Key, Error = Error>,
+    {
+        self.keys = keys.into_iter().map(TryInto::try_into).collect();
+        self
+    }
+
+    /// Cookie `Path` (default `/`).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Cookie `Domain` (default none: host-only).
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// The session store (default [`LiveStore`] on the bridge's clock).
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The clock (default [`SystemClock`]); tests use [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The id generator (default [`RandomIdGen`]); tests use
+    /// [`SequentialIdGen`](crate::SequentialIdGen).
+    pub fn ids(mut self, ids: impl IdGen) -> Self {
+        self.ids = Arc::new(ids);
+        self
+    }
+
+    /// Interval of periodic cleanup (1 second ..= 1 day).
+    pub fn auto_cleanup_interval(mut self, interval: Duration) -> Self {
+        self.auto_cleanup_interval = Some(interval);
+        self
+    }
+
+    /// Checks every option and builds the bridge.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] naming the option and the accepted range.
+    ///
+    /// ```
+    /// use session_bridge::{Error, SessionBridge};
+    /// use std::time::Duration;
+    /// let err = SessionBridge::builder().max_age(Duration::from_secs(1)).build().unwrap_err();
+    /// assert!(matches!(err, Error::InvalidOption { option: "max_age", .. }));
+    /// ```
+    pub fn build(self) -> Result<SessionBridge> {
+        let max_age = ms(self.max_age);
+        if !MAX_AGE_RANGE.contains(&max_age) {
+            return Err(Error::option(
+                "max_age",
+                "must be between 1 minute and 1 year",
+            ));
+        }
+        let client_max_age = ms(self.client_max_age);
+        if !(MINUTE..=400 * DAY).contains(&client_max_age) {
+            return Err(Error::option(
+                "client_max_age",
+                "must be between 1 minute and 400 days",
+            ));
+        }
+        let interval = match self.auto_cleanup_interval {
+            Some(d) => {
+                let v = ms(d);
+                if !(1_000..=DAY).contains(&v) {
+                    return Err(Error::option(
+                        "auto_cleanup_interval",
+                        "must be between 1 second and 1 day",
+                    ));
+                }
+                v
+            }
+            None => (max_age / 4).clamp(MINUTE, DAY),
+        };
+        if self.max_session_bytes < 2 {
+            return Err(Error::option(
+                "max_session_bytes",
+                "must be at least 2 (`{}`)",
+            ));
+        }
+        if self.event_buffer == 0 {
+            return Err(Error::option("event_buffer", "must be at least 1"));
+        }
+        let key = match self.key {
+            Some(k) => k,
+            None => {
+                let k = format!("sb.{}", &RandomIdGen.generate()[..8]);
+                tracing::warn!(
+                    "no session cookie name (`key`) set: using a random one, so cookies will not survive a restart"
+                );
+                k
+            }
+        };
+        if !is_valid_cookie_name(&key) {
+            return Err(Error::option(
+                "key",
+                "must be a non-empty cookie name token",
+            ));
+        }
+        let client_name = self.client_key.unwrap_or_else(|| format!("{key}.cid"));
+        if !is_valid_cookie_name(&client_name) {
+            return Err(Error::option(
+                "client_key",
+                "must be a non-empty cookie name token",
+            ));
+        }
+        if client_name == key {
+            return Err(Error::option("client_key", "must differ from `key`"));
+        }
+        if !self.path.starts_with('/') || self.path.contains([';', '\r', '\n']) {
+            return Err(Error::option(
+                "path",
+                "must start with `/` and contain no `;`",
+            ));
+        }
+        if let Some(d) = &self.domain
+            && (d.is_empty() || d.contains([';', '\r', '\n', ' ']))
+        {
+            return Err(Error::option("domain", "must be a host name"));
+        }
+        if self.same_site == Some(SameSite::None) && !self.secure {
+            return Err(Error::option(
+                "same_site",
+                "`SameSite=None` requires `secure(true)`; browsers reject it otherwise",
+            ));
+        }
+        let mut keys = Vec::with_capacity(self.keys.len());
+        for k in self.keys {
+            keys.push(k?);
+        }
+        if keys.is_empty() {
+            tracing::warn!(
+                "no signing keys set: using a random one, so signed cookies will not survive a restart"
+            );
+            keys.push(Key::generate());
+        }
+        let keys = KeyRing::new(keys).ok_or_else(|| Error::option("keys", "must not be empty"))?;
+        let store = match self.store {
+            Some(s) => s,
+            None => Arc::new(LiveStore::with_clock(ClockRef(Arc::clone(&self.clock)))),
+        };
+        let tag_key = keys.newest().bytes().to_vec();
+        let engine = Engine {
+            gateway: Gateway {
+                store,
+                clock: self.clock,
+                default_ttl: max_age,
+                max_session_bytes: self.max_session_bytes,
+                tag_key,
+            },
+            mapping: Mapping::default(),
+            events: Events::new(self.event_buffer),
+            locks: LockTable::default(),
+            ids: self.ids,
+            cookies: CookieConfig {
+                session_name: key,
+                client_name,
+                attrs: CookieAttrs {
+                    http_only: self.http_only,
+                    secure: self.secure,
+                    same_site: self.same_site,
+                    path: self.path,
+                    domain: self.domain,
+                },
+                signed: self.signed,
+                keys,
+                browser_session: self.browser_session,
+                rolling: self.rolling,
+                renew: self.renew,
+                client_max_age,
+                client_always_roll: self.client_always_roll,
+            },
+            cleanup: CleanupControl {
+                interval_ms: AtomicU64::new(if self.auto_cleanup { interval } else { 0 }),
+                generation: AtomicU64::new(0),
+                changed: event_listener::Event::new(),
+            },
+            default_cleanup_interval: interval,
+        };
+        Ok(SessionBridge {
+            engine: Arc::new(engine),
+        })
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Shares the bridge's clock with the default LiveStore.
+struct ClockRef(Arc<dyn Clock>);
+
+impl Clock for ClockRef {
+    fn now_ms(&self) -> u64 {
+        self.0.now_ms()
+    }
+    fn sleep(&self, duration: Duration) -> crate::clock::Sleep {
+        self.0.sleep(duration)
+    }
+}

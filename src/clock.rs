@@ -1,0 +1,174 @@
+//! Time, behind a trait (SPEC GW5): the core never reads the system clock directly, so tests
+//! drive expiry with [`ManualClock`] instead of sleeping.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A boxed, sendable future, as returned by [`Clock::sleep`].
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// A source of time: "now" in unix milliseconds, and a way to wait.
+///
+/// `sleep` is what lets the auto-cleanup loop run on any async runtime: the default
+/// [`SystemClock`] uses a runtime-independent timer thread.
+pub trait Clock: Send + Sync + 'static {
+    /// Milliseconds since the unix epoch.
+    fn now_ms(&self) -> u64;
+    /// A future that completes after `duration` has passed on this clock.
+    fn sleep(&self, duration: Duration) -> Sleep;
+}
+
+/// The wall clock; waits through `futures-timer` (no runtime needed).
+///
+/// ```
+/// use session_bridge::{Clock, SystemClock};
+/// assert!(SystemClock.now_ms() > 1_600_000_000_000);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
+
+    fn sleep(&self, duration: Duration) -> Sleep {
+        Box::pin(futures_timer::Delay::new(duration))
+    }
+}
+
+/// A clock that moves only when told to: for tests (SPEC GW5).
+///
+/// Clones share the same time. [`advance`](ManualClock::advance) wakes every sleeper whose
+/// deadline has passed.
+///
+/// ```
+/// use session_bridge::{Clock, ManualClock};
+/// use std::time::Duration;
+/// let clock = ManualClock::new(1_000);
+/// let other = clock.clone();
+/// clock.advance(Duration::from_secs(1));
+/// assert_eq!(other.now_ms(), 2_000);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock {
+    inner: Arc<ManualInner>,
+}
+
+#[derive(Debug, Default)]
+struct ManualInner {
+    now: AtomicU64,
+    sleepers: Mutex<Vec<(u64, Waker)>>,
+}
+
+impl ManualClock {
+    /// A clock that reads `start_ms`.
+    pub fn new(start_ms: u64) -> Self {
+        let clock = Self::default();
+        clock.inner.now.store(start_ms, Ordering::SeqCst);
+        clock
+    }
+
+    /// Moves time forward and wakes due sleepers.
+    pub fn advance(&self, by: Duration) {
+        let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        let now = self
+            .inner
+            .now
+            .fetch_add(by, Ordering::SeqCst)
+            .saturating_add(by);
+        self.wake_due(now);
+    }
+
+    /// Sets the time (it may go backwards, to test clock skew) and wakes due sleepers.
+    pub fn set(&self, now_ms: u64) {
+        self.inner.now.store(now_ms, Ordering::SeqCst);
+        self.wake_due(now_ms);
+    }
+
+    /// How many sleepers are waiting (lets a test know a background loop reached its sleep).
+    pub fn sleepers(&self) -> usize {
+        self.lock_sleepers().len()
+    }
+
+    fn lock_sleepers(&self) -> std::sync::MutexGuard<'_, Vec<(u64, Waker)>> {
+        self.inner
+            .sleepers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wake_due(&self, now: u64) {
+        let due: Vec<Waker> = {
+            let mut sleepers = self.lock_sleepers();
+            let (due, keep): (Vec<_>, Vec<_>) = sleepers.drain(..).partition(|(at, _)| *at <= now);
+            *sleepers = keep;
+            due.into_iter().map(|(_, w)| w).collect()
+        };
+        due.into_iter().for_each(Waker::wake);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.inner.now.load(Ordering::SeqCst)
+    }
+
+    fn sleep(&self, duration: Duration) -> Sleep {
+        let deadline = self
+            .now_ms()
+            .saturating_add(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
+        Box::pin(ManualSleep {
+            clock: self.clone(),
+            deadline,
+        })
+    }
+}
+
+struct ManualSleep {
+    clock: ManualClock,
+    deadline: u64,
+}
+
+impl Future for ManualSleep {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.clock.now_ms() >= self.deadline {
+            return Poll::Ready(());
+        }
+        let mut sleepers = self.clock.lock_sleepers();
+        // Re-check under the lock: `advance` may have run between the read and the lock.
+        if self.clock.now_ms() >= self.deadline {
+            return Poll::Ready(());
+        }
+        sleepers.retain(|(_, w)| !w.will_wake(cx.waker()));
+        sleepers.push((self.deadline, cx.waker().clone()));
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    #[test]
+    fn manual_sleep_completes_only_after_advance() {
+        let clock = ManualClock::new(0);
+        let mut sleep = clock.sleep(Duration::from_millis(100));
+        assert!((&mut sleep).now_or_never().is_none());
+        assert_eq!(clock.sleepers(), 1);
+        clock.advance(Duration::from_millis(99));
+        assert!((&mut sleep).now_or_never().is_none());
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(clock.sleepers(), 0);
+        assert!(sleep.now_or_never().is_some());
+    }
+}

@@ -1,0 +1,367 @@
+//! Signed cookies (SPEC C1-C4): reading `Cookie` headers, verifying, writing `Set-Cookie`.
+//!
+//! Wire format: `<id>.<sig>`, where `<sig>` is base64url (no padding) of
+//! HMAC-SHA256(key, `<cookie name>=<id>`). The cookie NAME is inside the MAC, so a value copied
+//! into another cookie (say the client cookie into the session cookie) does not verify. This is
+//! why the `cookie` crate's `SignedJar` (which signs the value only) is not used for signing;
+//! the crate is used to build the `Set-Cookie` attributes.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cookie::{Cookie, SameSite};
+use hmac::{KeyInit, Mac};
+use http::{HeaderMap, HeaderValue, header};
+
+use crate::error::Error;
+use crate::id::IdGen;
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// Minimum length of a signing key in bytes.
+pub const MIN_KEY_LEN: usize = 32;
+/// Length of the base64url signature of a cookie.
+const SIG_LEN: usize = 43;
+
+/// A signing key of at least [`MIN_KEY_LEN`] bytes. `Debug` prints nothing of it.
+///
+/// ```
+/// use session_bridge::Key;
+/// assert!(Key::try_from(&[1u8; 32][..]).is_ok());
+/// assert!(Key::try_from(&b"too short"[..]).is_err());
+/// assert_eq!(format!("{:?}", Key::generate()), "Key(..)");
+/// ```
+#[derive(Clone)]
+pub struct Key(Vec<u8>);
+
+impl Key {
+    /// A random 32-byte key. Cookies signed with it die with the process: prefer fixed keys.
+    pub fn generate() -> Self {
+        Key(crate::id::random_bytes::<32>().to_vec())
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        // HMAC accepts keys of any length, so this never fails; keep a total function anyway.
+        HmacSha256::new_from_slice(&self.0).unwrap_or_else(|_| HmacSha256::new(&Default::default()))
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(..)")
+    }
+}
+
+impl TryFrom<&[u8]> for Key {
+    type Error = Error;
+    fn try_from(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() < MIN_KEY_LEN {
+            return Err(Error::option(
+                "keys",
+                format!(
+                    "a signing key must be at least {MIN_KEY_LEN} bytes, got {}",
+                    bytes.len()
+                ),
+            ));
+        }
+        Ok(Key(bytes.to_vec()))
+    }
+}
+
+impl TryFrom<Vec<u8>> for Key {
+    type Error = Error;
+    fn try_from(bytes: Vec<u8>) -> Result<Self, Error> {
+        Key::try_from(bytes.as_slice())
+    }
+}
+
+impl TryFrom<&str> for Key {
+    type Error = Error;
+    fn try_from(text: &str) -> Result<Self, Error> {
+        Key::try_from(text.as_bytes())
+    }
+}
+
+impl<const N: usize> TryFrom<[u8; N]> for Key {
+    type Error = Error;
+    fn try_from(bytes: [u8; N]) -> Result<Self, Error> {
+        Key::try_from(&bytes[..])
+    }
+}
+
+/// Signing keys, newest first: sign with the first, verify with any (SPEC C2).
+#[derive(Clone, Debug)]
+pub(crate) struct KeyRing {
+    keys: Vec<Key>,
+}
+
+/// A verified cookie value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Verified {
+    pub(crate) id: String,
+    /// Verified with an older key: re-send it signed with the newest (C2).
+    pub(crate) stale_key: bool,
+}
+
+impl KeyRing {
+    pub(crate) fn new(keys: Vec<Key>) -> Option<Self> {
+        (!keys.is_empty()).then_some(Self { keys })
+    }
+
+    pub(crate) fn newest(&self) -> &Key {
+        // `new` refuses an empty ring.
+        &self.keys[0]
+    }
+
+    fn signature(key: &Key, name: &str, id: &str) -> HmacSha256 {
+        let mut mac = key.mac();
+        mac.update(name.as_bytes());
+        mac.update(b"=");
+        mac.update(id.as_bytes());
+        mac
+    }
+
+    /// `<id>.<sig>` for cookie `name` (C1).
+    pub(crate) fn sign(&self, name: &str, id: &str) -> String {
+        let tag = Self::signature(self.newest(), name, id)
+            .finalize()
+            .into_bytes();
+        format!("{id}.{}", URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// C2: split at the last `.`, check the id's shape, compare the MAC in constant time
+    /// against each key, newest first.
+    pub(crate) fn verify(&self, name: &str, value: &str, ids: &dyn IdGen) -> Option<Verified> {
+        let (id, sig) = value.rsplit_once('.')?;
+        if sig.len() != SIG_LEN || !ids.is_valid(id) {
+            return None;
+        }
+        let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
+        self.keys.iter().enumerate().find_map(|(i, key)| {
+            Self::signature(key, name, id)
+                .verify_slice(&sig)
+                .ok()
+                .map(|()| Verified {
+                    id: id.to_owned(),
+                    stale_key: i > 0,
+                })
+        })
+    }
+}
+
+/// Every value of cookie `name` in the request's `Cookie` headers, in order (C4).
+///
+/// Malformed pairs are skipped; nothing here allocates except the returned slices' vector.
+pub(crate) fn request_values<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
+    let mut out = Vec::new();
+    for value in headers.get_all(header::COOKIE) {
+        let Ok(text) = value.to_str() else { continue };
+        for pair in text.split(';') {
+            let Some((k, v)) = pair.split_once('=') else {
+                continue;
+            };
+            if k.trim() == name {
+                let v = v.trim();
+                // RFC 6265 allows a quoted value.
+                let v = v
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(v);
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// Attributes shared by the session and the client cookie (SPEC H5, H8).
+#[derive(Clone, Debug)]
+pub(crate) struct CookieAttrs {
+    pub(crate) http_only: bool,
+    pub(crate) secure: bool,
+    pub(crate) same_site: Option<SameSite>,
+    pub(crate) path: String,
+    pub(crate) domain: Option<String>,
+}
+
+impl CookieAttrs {
+    /// A `Set-Cookie` value. `max_age_ms`: `Some(0)` removes the cookie, `None` makes a
+    /// browser-session cookie.
+    pub(crate) fn set_cookie(&self, name: &str, value: &str, max_age_ms: Option<u64>) -> String {
+        let mut c = Cookie::new(name.to_owned(), value.to_owned());
+        c.set_http_only(self.http_only);
+        c.set_secure(self.secure);
+        c.set_path(self.path.clone());
+        if let Some(ss) = self.same_site {
+            c.set_same_site(ss);
+        }
+        if let Some(d) = &self.domain {
+            c.set_domain(d.clone());
+        }
+        if let Some(ms) = max_age_ms {
+            let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+            c.set_max_age(cookie::time::Duration::seconds(secs));
+            if ms == 0 {
+                c.set_expires(cookie::time::OffsetDateTime::UNIX_EPOCH);
+            }
+        }
+        c.encoded().to_string()
+    }
+}
+
+/// Appends one `Set-Cookie` header (never replaces others already set by the app).
+pub(crate) fn append_set_cookie(headers: &mut HeaderMap, value: &str) {
+    // Names are validated at build time and values are URL-safe ids, so this always parses.
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.append(header::SET_COOKIE, v);
+    }
+}
+
+/// Whether `name` is a valid cookie name (RFC 6265 token).
+pub(crate) fn is_valid_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| {
+            b.is_ascii_graphic()
+                && !matches!(
+                    b,
+                    b'(' | b')'
+                        | b'<'
+                        | b'>'
+                        | b'@'
+                        | b','
+                        | b';'
+                        | b':'
+                        | b'\\'
+                        | b'"'
+                        | b'/'
+                        | b'['
+                        | b']'
+                        | b'?'
+                        | b'='
+                        | b'{'
+                        | b'}'
+                )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::{RandomIdGen, SequentialIdGen};
+
+    fn ring(keys: &[u8]) -> KeyRing {
+        KeyRing::new(
+            keys.iter()
+                .map(|b| Key::try_from([*b; 32]).unwrap())
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn signature_binds_the_cookie_name() {
+        let r = ring(&[1]);
+        let id = SequentialIdGen::new("x").generate();
+        let v = r.sign("app.sid", &id);
+        assert_eq!(v.len(), id.len() + 1 + SIG_LEN);
+        assert!(r.verify("app.sid", &v, &RandomIdGen).is_some());
+        assert!(r.verify("app.sid.cid", &v, &RandomIdGen).is_none());
+    }
+
+    #[test]
+    fn older_keys_verify_and_are_flagged() {
+        let old = ring(&[1]);
+        let rotated = ring(&[2, 1]);
+        let id = RandomIdGen.generate();
+        let v = old.sign("k", &id);
+        assert_eq!(
+            rotated.verify("k", &v, &RandomIdGen),
+            Some(Verified {
+                id: id.clone(),
+                stale_key: true
+            })
+        );
+        assert!(
+            !rotated
+                .verify("k", &rotated.sign("k", &id), &RandomIdGen)
+                .unwrap()
+                .stale_key
+        );
+        assert!(ring(&[3]).verify("k", &v, &RandomIdGen).is_none());
+    }
+
+    #[test]
+    fn tampered_values_fail() {
+        let r = ring(&[1]);
+        let id = RandomIdGen.generate();
+        let v = r.sign("k", &id);
+        let mut flipped = v.clone().into_bytes();
+        flipped[0] = if flipped[0] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        for bad in [
+            "",
+            ".",
+            "abc",
+            &id,
+            &format!("{id}."),
+            &format!("{v}x"),
+            &flipped,
+            &v[..v.len() - 1],
+            &format!("{id}.{}", "A".repeat(SIG_LEN)),
+            &format!("{id}.{}", "é".repeat(SIG_LEN)),
+        ] {
+            assert!(r.verify("k", bad, &RandomIdGen).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn request_values_handles_many_headers_and_junk() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; k=first;junk; k = \"second\""),
+        );
+        h.append(header::COOKIE, HeaderValue::from_static("k=third"));
+        h.append(header::COOKIE, HeaderValue::from_bytes(b"k=\xff").unwrap());
+        assert_eq!(request_values(&h, "k"), vec!["first", "second", "third"]);
+        assert!(request_values(&h, "missing").is_empty());
+    }
+
+    #[test]
+    fn set_cookie_attributes() {
+        let attrs = CookieAttrs {
+            http_only: true,
+            secure: true,
+            same_site: Some(SameSite::Lax),
+            path: "/".into(),
+            domain: Some("example.com".into()),
+        };
+        let s = attrs.set_cookie("app.sid", "v", Some(86_400_000));
+        for part in [
+            "app.sid=v",
+            "HttpOnly",
+            "Secure",
+            "SameSite=Lax",
+            "Path=/",
+            "Domain=example.com",
+            "Max-Age=86400",
+        ] {
+            assert!(s.contains(part), "{s} lacks {part}");
+        }
+        assert!(!attrs.set_cookie("a", "v", None).contains("Max-Age"));
+        assert!(attrs.set_cookie("a", "", Some(0)).contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn cookie_names() {
+        assert!(is_valid_cookie_name("app.sid"));
+        assert!(!is_valid_cookie_name("a b"));
+        assert!(!is_valid_cookie_name("a=b"));
+        assert!(!is_valid_cookie_name(""));
+    }
+}

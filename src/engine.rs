@@ -1,0 +1,322 @@
+//! The engine: the state every flow shares (gateway, mapping, events, locks, cookie settings)
+//! and the few operations that keep mapping and events consistent with the store. Both the
+//! HTTP flow and the socket flow go through these, so each rule is written once.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use serde_json::{Map, Value};
+
+use crate::cookies::{CookieAttrs, KeyRing};
+use crate::error::{Error, Result};
+use crate::events::{BridgeEvent, Events};
+use crate::gateway::{Fetched, Gateway, Loaded, Written};
+use crate::id::{IdGen, IdTag};
+use crate::locks::LockTable;
+use crate::mapping::Mapping;
+
+/// How many mapped-but-expired sessions one write may retire (keeps the mapping bounded).
+const RETIRE_PER_WRITE: usize = 2;
+/// How many times a write retries when another writer moved the record (SPEC R1).
+pub(crate) const WRITE_ATTEMPTS: u32 = 4;
+
+/// Cookie settings of one bridge.
+#[derive(Debug, Clone)]
+pub(crate) struct CookieConfig {
+    pub(crate) session_name: String,
+    pub(crate) client_name: String,
+    pub(crate) attrs: CookieAttrs,
+    /// `signed(false)`: bare ids (SPEC C3).
+    pub(crate) signed: bool,
+    pub(crate) keys: KeyRing,
+    /// No `Max-Age` on the session cookie: it ends with the browser session.
+    pub(crate) browser_session: bool,
+    pub(crate) rolling: bool,
+    pub(crate) renew: bool,
+    pub(crate) client_max_age: u64,
+    pub(crate) client_always_roll: bool,
+}
+
+/// Cleanup scheduling state (B3).
+pub(crate) struct CleanupControl {
+    /// 0 = stopped; otherwise the interval in ms.
+    pub(crate) interval_ms: AtomicU64,
+    /// Bumped on each start/stop so a sleeping worker notices.
+    pub(crate) generation: AtomicU64,
+    pub(crate) changed: event_listener::Event,
+}
+
+pub(crate) struct Engine {
+    pub(crate) gateway: Gateway,
+    pub(crate) mapping: Mapping,
+    pub(crate) events: Events,
+    pub(crate) locks: LockTable,
+    pub(crate) ids: Arc<dyn IdGen>,
+    pub(crate) cookies: CookieConfig,
+    pub(crate) cleanup: CleanupControl,
+    pub(crate) default_cleanup_interval: u64,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Wake a sleeping cleanup worker so it sees the bridge is gone and ends.
+        self.cleanup.changed.notify(usize::MAX);
+    }
+}
+
+/// Either a loaded session or nothing; `Err` only for store failures and corrupt records.
+pub(crate) type LoadResult = Result<Option<Loaded>>;
+
+impl Engine {
+    pub(crate) fn now(&self) -> u64 {
+        self.gateway.now()
+    }
+
+    /// A keyed, non-reversible tag of a client id (rooms, logs).
+    pub(crate) fn client_tag(&self, cid: &str) -> IdTag {
+        IdTag::new(self.cookies.keys.newest().bytes(), "client-room", cid, 22)
+    }
+
+    /// Reads a signed (or bare, C3) id from cookie `name`; the first candidate that verifies
+    /// wins (C4). Returns the id and whether it must be re-signed with the newest key.
+    pub(crate) fn read_cookie(
+        &self,
+        headers: &http::HeaderMap,
+        name: &str,
+    ) -> Option<(String, bool)> {
+        crate::cookies::request_values(headers, name)
+            .into_iter()
+            .find_map(|value| {
+                if self.cookies.signed {
+                    self.cookies
+                        .keys
+                        .verify(name, value, self.ids.as_ref())
+                        .map(|v| (v.id, v.stale_key))
+                } else {
+                    self.ids.is_valid(value).then(|| (value.to_owned(), false))
+                }
+            })
+    }
+
+    /// The cookie value for `id` under `name` (signed unless `signed(false)`).
+    pub(crate) fn cookie_value(&self, name: &str, id: &str) -> String {
+        if self.cookies.signed {
+            self.cookies.keys.sign(name, id)
+        } else {
+            id.to_owned()
+        }
+    }
+
+    pub(crate) fn lock(&self, sid: &str) -> crate::locks::Acquire {
+        self.locks.acquire(sid)
+    }
+
+    /// GW1 plus its consequences: an expired or corrupt record is destroyed and announced.
+    pub(crate) async fn load(&self, sid: &str) -> LoadResult {
+        match self.gateway.fetch(sid).await? {
+            Fetched::Missing => Ok(None),
+            Fetched::Live(loaded) => Ok(Some(loaded)),
+            Fetched::Expired => {
+                self.announce_destroy(sid);
+                Ok(None)
+            }
+            Fetched::Corrupt(err) => {
+                self.announce_destroy(sid);
+                Err(err)
+            }
+        }
+    }
+
+    /// H2: the session an HTTP request (or a socket handshake, S1) may use, given its client
+    /// id and the id its signed session cookie names. Never adopts an unknown id, never takes
+    /// a session that another client holds.
+    pub(crate) async fn resolve(&self, cid: &str, cookie_sid: Option<&str>) -> LoadResult {
+        let Some(sid) = cookie_sid else {
+            return Ok(None);
+        };
+        match self.mapping.client_id(sid) {
+            // (a) already ours
+            Some(owner) if owner == cid => self.load(sid).await,
+            // (c) another client's: ignore the cookie
+            Some(_) => Ok(None),
+            None => {
+                // (b) live and unclaimed: attach; (d) unknown: ignore
+                let Some(loaded) = self.load(sid).await? else {
+                    return Ok(None);
+                };
+                if self.claim(cid, sid, loaded.record.expires_at) {
+                    Ok(Some(loaded))
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+    }
+
+    /// Attaches `cid` <-> `sid` unless another client claimed `sid` meanwhile; announces
+    /// `SessionSet { is_new: false, is_init: true }` (H2 b).
+    fn claim(&self, cid: &str, sid: &str, expires_at: u64) -> bool {
+        if self
+            .mapping
+            .client_id(sid)
+            .is_some_and(|owner| owner != cid)
+        {
+            return false;
+        }
+        self.mapping.attach(cid, sid, expires_at);
+        self.events.publish(BridgeEvent::SessionSet {
+            client_id: Some(cid.to_owned()),
+            session_id: sid.to_owned(),
+            is_new: false,
+            is_init: true,
+        });
+        true
+    }
+
+    /// Announces a write that went through the gateway (GW2) and keeps the mapping's expiry.
+    pub(crate) fn announce_set(
+        &self,
+        sid: &str,
+        record_expires_at: u64,
+        is_new: bool,
+        data_changed: bool,
+    ) {
+        let client_id = self.mapping.touch(sid, record_expires_at);
+        if data_changed {
+            self.events.publish(BridgeEvent::SessionSet {
+                client_id,
+                session_id: sid.to_owned(),
+                is_new,
+                is_init: false,
+            });
+        }
+    }
+
+    /// A new session created for `cid` (H4): mapping attached, `SessionSet { true, true }`.
+    pub(crate) fn announce_created(&self, cid: &str, sid: &str, expires_at: u64) {
+        self.mapping.attach(cid, sid, expires_at);
+        self.events.publish(BridgeEvent::SessionSet {
+            client_id: Some(cid.to_owned()),
+            session_id: sid.to_owned(),
+            is_new: true,
+            is_init: true,
+        });
+    }
+
+    /// A record is gone (GW3): mapping entry removed, `SessionDestroy` emitted (H7).
+    pub(crate) fn announce_destroy(&self, sid: &str) {
+        let client_id = self.mapping.detach(sid);
+        self.events.publish(BridgeEvent::SessionDestroy {
+            client_id,
+            session_id: sid.to_owned(),
+        });
+    }
+
+    /// GW3: destroys `sid`; announces it only if a record was really there (H7).
+    pub(crate) async fn destroy(&self, sid: &str) -> Result<bool> {
+        let existed = self.gateway.destroy(sid).await?;
+        if existed {
+            self.announce_destroy(sid);
+        } else {
+            self.mapping.detach(sid);
+        }
+        Ok(existed)
+    }
+
+    /// Writes `data` as the new state of an existing session, under the caller's lock,
+    /// retrying against a concurrent writer (R1): each retry re-reads the record and re-applies
+    /// `apply` to it. `Ok(None)`: the session is gone (never resurrected).
+    pub(crate) async fn update_existing(
+        &self,
+        sid: &str,
+        mut current: Loaded,
+        ttl: Option<u64>,
+        refresh: bool,
+        apply: &(dyn Fn(&mut Map<String, Value>) + Send + Sync),
+    ) -> Result<Option<Loaded>> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let mut data = current.data.clone();
+            apply(&mut data);
+            match self
+                .gateway
+                .write(sid, &data, Some(&current.record), ttl, refresh)
+                .await?
+            {
+                Written::Unchanged => return Ok(Some(Loaded { data, ..current })),
+                Written::Stored {
+                    record,
+                    data_changed,
+                } => {
+                    self.announce_set(sid, record.expires_at, false, data_changed);
+                    self.retire_expired_mappings().await;
+                    return Ok(Some(Loaded { record, data }));
+                }
+                Written::Conflict => match self.load(sid).await? {
+                    Some(fresh) => current = fresh,
+                    None => {
+                        self.mapping.detach(sid);
+                        return Ok(None);
+                    }
+                },
+            }
+        }
+        Err(Error::Conflict {
+            attempts: WRITE_ATTEMPTS,
+        })
+    }
+
+    /// Creates a session under a fresh `sid` for `cid` (H4, H6).
+    pub(crate) async fn create(
+        &self,
+        cid: &str,
+        sid: &str,
+        data: &Map<String, Value>,
+        ttl: Option<u64>,
+    ) -> Result<Loaded> {
+        match self.gateway.write(sid, data, None, ttl, true).await? {
+            Written::Stored { record, .. } => {
+                self.announce_created(cid, sid, record.expires_at);
+                self.retire_expired_mappings().await;
+                Ok(Loaded {
+                    record,
+                    data: data.clone(),
+                })
+            }
+            // A fresh random id is taken: never overwrite it (R1).
+            Written::Unchanged | Written::Conflict => Err(Error::Conflict { attempts: 1 }),
+        }
+    }
+
+    /// Retires a few mapping entries whose sessions should have expired: each is checked
+    /// against the store (GW1 destroys and announces it if it really expired), so a session
+    /// refreshed elsewhere keeps its entry.
+    async fn retire_expired_mappings(&self) {
+        for sid in self.mapping.due(self.now(), RETIRE_PER_WRITE) {
+            match self.load(&sid).await {
+                Ok(Some(loaded)) => {
+                    self.mapping.touch(&sid, loaded.record.expires_at);
+                }
+                Ok(None) => {
+                    // Swept silently by the store (LiveStore) or gone: it died by expiry.
+                    if let Some(cid) = self.mapping.detach(&sid) {
+                        self.events.publish(BridgeEvent::SessionDestroy {
+                            client_id: Some(cid),
+                            session_id: sid,
+                        });
+                    }
+                }
+                Err(err) => tracing::debug!(error = %err, "retiring an expired mapping failed"),
+            }
+        }
+    }
+
+    /// GW4: destroys expired records, announces each and the count.
+    pub(crate) async fn cleanup(&self) -> Result<usize> {
+        let cleared = self.gateway.sweep_expired().await?;
+        for sid in &cleared {
+            self.announce_destroy(sid);
+        }
+        self.events.publish(BridgeEvent::Cleanup(cleared.len()));
+        Ok(cleared.len())
+    }
+}

@@ -1,0 +1,108 @@
+//! The one error type of the crate.
+//!
+//! Messages never carry a session id, a client id, a cookie or session data: where an error must
+//! point at a record it names it by an [`IdTag`](crate::IdTag), a short keyed hash that is useless to
+//! an attacker but lets a log line be matched with another one.
+
+use std::borrow::Cow;
+
+/// A boxed error from a store backend, kept as the `source` of [`Error::Store`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong in session-bridge.
+///
+/// The enum is `#[non_exhaustive]`: match the variants you care about and keep a fallback arm.
+///
+/// ```
+/// use session_bridge::Error;
+/// let e = Error::SessionTooLarge { size: 70_000, limit: 65_536 };
+/// assert_eq!(e.to_string(), "session is 70000 bytes of JSON, over the limit of 65536");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The store backend failed (I/O, network, ...). The backend's own error is the source.
+    #[error("session store failed during {op}")]
+    Store {
+        /// The store operation that failed (`get`, `set`, `destroy`, ...).
+        op: &'static str,
+        /// The backend's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A stored record could not be decoded; it has been dropped (SPEC GW1, X2).
+    #[error("corrupt session record {tag} was dropped: {reason}")]
+    CorruptRecord {
+        /// Keyed hash of the session id (never the id itself).
+        tag: crate::IdTag,
+        /// What was wrong with it.
+        reason: Cow<'static, str>,
+    },
+    /// The session's JSON is over the configured size limit (SPEC X3). Nothing was written.
+    #[error("session is {size} bytes of JSON, over the limit of {limit}")]
+    SessionTooLarge {
+        /// Size of the serialized session in bytes.
+        size: usize,
+        /// The configured limit (`max_session_bytes`).
+        limit: usize,
+    },
+    /// A value could not be turned into (or read from) JSON.
+    #[error("session value is not valid for JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// An option of the builder is out of range (SPEC O2).
+    #[error("invalid option `{option}`: {reason}")]
+    InvalidOption {
+        /// The option's name as in the builder.
+        option: &'static str,
+        /// What is accepted.
+        reason: Cow<'static, str>,
+    },
+    /// The store does not implement an optional operation (`list` is needed by cleanup).
+    #[error("the session store does not support `{0}`")]
+    Unsupported(&'static str),
+    /// `set_by_id` / `set_by_client_id` on an id with no mapping: this path never creates sessions (B2).
+    #[error("no session is mapped to this id; sessions are only created over HTTP")]
+    NotMapped,
+    /// A socket asked for its session and there is none (SPEC S4, default `on_missing`).
+    #[error("session is missing for this socket")]
+    SessionMissing,
+    /// The session of a socket kept moving while `with_session` waited for its lock (SPEC S3).
+    #[error("session id kept changing while waiting for its lock ({attempts} attempts)")]
+    Contention {
+        /// How many times the lock was taken and the binding found stale.
+        attempts: u32,
+    },
+    /// A concurrent writer (another node) kept changing the record between read and write (SPEC R1).
+    #[error("session record kept changing under a concurrent writer ({attempts} attempts)")]
+    Conflict {
+        /// How many compare-and-set attempts were made.
+        attempts: u32,
+    },
+}
+
+impl Error {
+    /// Wraps a backend error as [`Error::Store`].
+    ///
+    /// ```
+    /// use session_bridge::Error;
+    /// let io = std::io::Error::other("disk full");
+    /// let e = Error::store("set", io);
+    /// assert!(std::error::Error::source(&e).is_some());
+    /// ```
+    pub fn store(op: &'static str, source: impl Into<BoxError>) -> Self {
+        Error::Store {
+            op,
+            source: source.into(),
+        }
+    }
+
+    pub(crate) fn option(option: &'static str, reason: impl Into<Cow<'static, str>>) -> Self {
+        Error::InvalidOption {
+            option,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,225 @@
+//! Bridge events (SPEC B5), delivered to any number of subscribers as a `Stream`.
+//!
+//! Publishing never waits: each subscriber has a bounded buffer, and when a slow subscriber's
+//! buffer is full its OLDEST event is dropped and counted ([`EventStream::missed`]). A request
+//! therefore never blocks on a consumer that does not keep up.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll, Waker};
+
+use futures::Stream;
+
+/// Something that happened to a session.
+///
+/// Flags of `SessionSet` (as in the original README):
+///
+/// | `is_new` | `is_init` | meaning |
+/// |---|---|---|
+/// | true | true | a session was created and attached to its client now |
+/// | false | true | an existing session was attached to a client now (e.g. after a restart) |
+/// | false | false | an attached session was updated |
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BridgeEvent {
+    /// A session record was written, or attached to a client.
+    SessionSet {
+        /// The client the session is mapped to (none when written by id with no mapping).
+        client_id: Option<String>,
+        /// The session.
+        session_id: String,
+        /// The store had no record for this id before.
+        is_new: bool,
+        /// The client <-> session mapping was made by this event.
+        is_init: bool,
+    },
+    /// A session record was really destroyed: by the app, by expiry or by cleanup (SPEC H7).
+    SessionDestroy {
+        /// The client the session was mapped to, if any.
+        client_id: Option<String>,
+        /// The destroyed session.
+        session_id: String,
+    },
+    /// A cleanup pass removed this many expired records.
+    Cleanup(usize),
+}
+
+/// Fan-out of events to subscribers.
+pub(crate) struct Events {
+    subscribers: Mutex<Vec<Weak<Mutex<Queue>>>>,
+    capacity: usize,
+}
+
+struct Queue {
+    buf: VecDeque<BridgeEvent>,
+    missed: u64,
+    waker: Option<Waker>,
+    closed: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Only plain queue operations run under these locks: a poisoned one is still consistent.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Events {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            subscribers: Mutex::new(Vec::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> EventStream {
+        let queue = Arc::new(Mutex::new(Queue {
+            buf: VecDeque::new(),
+            missed: 0,
+            waker: None,
+            closed: false,
+        }));
+        lock(&self.subscribers).push(Arc::downgrade(&queue));
+        EventStream { queue }
+    }
+
+    pub(crate) fn publish(&self, event: BridgeEvent) {
+        let mut subs = lock(&self.subscribers);
+        subs.retain(|weak| {
+            let Some(queue) = weak.upgrade() else {
+                return false;
+            };
+            let waker = {
+                let mut q = lock(&queue);
+                if q.buf.len() >= self.capacity {
+                    q.buf.pop_front();
+                    q.missed += 1;
+                }
+                q.buf.push_back(event.clone());
+                q.waker.take()
+            };
+            if let Some(w) = waker {
+                w.wake();
+            }
+            true
+        });
+    }
+
+    #[cfg(test)]
+    pub(crate) fn subscriber_count(&self) -> usize {
+        let mut subs = lock(&self.subscribers);
+        subs.retain(|w| w.strong_count() > 0);
+        subs.len()
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        for weak in lock(&self.subscribers).drain(..) {
+            if let Some(queue) = weak.upgrade() {
+                let waker = {
+                    let mut q = lock(&queue);
+                    q.closed = true;
+                    q.waker.take()
+                };
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }
+        }
+    }
+}
+
+/// A subscription to [`BridgeEvent`]s; ends when the bridge is dropped.
+///
+/// ```
+/// use futures::StreamExt;
+/// use session_bridge::{BridgeEvent, SessionBridge};
+/// # futures::executor::block_on(async {
+/// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build().unwrap();
+/// let mut events = bridge.events();
+/// bridge.notify_store_cleanup(3);
+/// assert_eq!(events.next().await, Some(BridgeEvent::Cleanup(3)));
+/// # });
+/// ```
+pub struct EventStream {
+    queue: Arc<Mutex<Queue>>,
+}
+
+impl EventStream {
+    /// How many events were dropped because this subscriber fell behind.
+    pub fn missed(&self) -> u64 {
+        lock(&self.queue).missed
+    }
+
+    /// The next event if one is buffered, without waiting.
+    pub fn try_next(&mut self) -> Option<BridgeEvent> {
+        lock(&self.queue).buf.pop_front()
+    }
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let q = lock(&self.queue);
+        f.debug_struct("EventStream")
+            .field("buffered", &q.buf.len())
+            .field("missed", &q.missed)
+            .finish()
+    }
+}
+
+impl Stream for EventStream {
+    type Item = BridgeEvent;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<BridgeEvent>> {
+        let mut q = lock(&self.queue);
+        if let Some(ev) = q.buf.pop_front() {
+            return Poll::Ready(Some(ev));
+        }
+        if q.closed {
+            return Poll::Ready(None);
+        }
+        q.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    #[test]
+    fn slow_subscriber_loses_oldest_and_counts_it() {
+        let events = Events::new(2);
+        let mut slow = events.subscribe();
+        for n in 0..5 {
+            events.publish(BridgeEvent::Cleanup(n));
+        }
+        assert_eq!(slow.missed(), 3);
+        assert_eq!(slow.try_next(), Some(BridgeEvent::Cleanup(3)));
+        assert_eq!(slow.try_next(), Some(BridgeEvent::Cleanup(4)));
+        assert_eq!(slow.try_next(), None);
+    }
+
+    #[test]
+    fn every_subscriber_gets_every_event_and_streams_end_on_drop() {
+        let events = Events::new(8);
+        let a = events.subscribe();
+        let b = events.subscribe();
+        events.publish(BridgeEvent::Cleanup(1));
+        drop(events);
+        let got_a: Vec<_> = futures::executor::block_on(a.collect());
+        let got_b: Vec<_> = futures::executor::block_on(b.collect());
+        assert_eq!(got_a, vec![BridgeEvent::Cleanup(1)]);
+        assert_eq!(got_a, got_b);
+    }
+
+    #[test]
+    fn dropped_subscribers_are_forgotten() {
+        let events = Events::new(8);
+        let a = events.subscribe();
+        assert_eq!(events.subscriber_count(), 1);
+        drop(a);
+        events.publish(BridgeEvent::Cleanup(1));
+        assert_eq!(events.subscriber_count(), 0);
+    }
+}

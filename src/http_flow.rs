@@ -1,0 +1,158 @@
+//! The HTTP flow (SPEC H1-H8) in two framework-free steps: [`RequestContext::begin`] reads the
+//! request's cookies (no store call), [`RequestContext::commit`] writes what changed and the
+//! `Set-Cookie` headers. Every framework glue is these two calls around a handler.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+
+use crate::cookies::append_set_cookie;
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::session::Session;
+
+/// One HTTP request's session context: the browser's client id and its [`Session`].
+///
+/// Made by [`SessionBridge::begin_request`](crate::SessionBridge::begin_request); finish it
+/// with [`commit`](Self::commit) once the handler has run.
+pub struct RequestContext {
+    session: Session,
+    /// The client cookie must be (re)sent: new id, older key, or always-roll.
+    send_client_cookie: bool,
+    /// The session cookie verified only with an older key (C2).
+    session_cookie_stale: bool,
+}
+
+impl std::fmt::Debug for RequestContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestContext")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestContext {
+    /// H1: reads the client cookie (a new client id when missing or bad) and the session
+    /// cookie's id. Touches no store.
+    pub(crate) fn begin(engine: Arc<Engine>, headers: &HeaderMap) -> Self {
+        let cookies = &engine.cookies;
+        let (cid, client_stale, client_new) =
+            match engine.read_cookie(headers, &cookies.client_name) {
+                Some((cid, stale)) => (cid, stale, false),
+                None => (engine.ids.generate(), false, true),
+            };
+        let session_cookie = engine.read_cookie(headers, &cookies.session_name);
+        let send_client_cookie = client_new || client_stale || cookies.client_always_roll;
+        let (cookie_sid, session_cookie_stale) = match session_cookie {
+            Some((sid, stale)) => (Some(sid), stale),
+            None => (None, false),
+        };
+        Self {
+            session: Session::new(engine, cid, cookie_sid),
+            send_client_cookie,
+            session_cookie_stale,
+        }
+    }
+
+    /// The session handle (clone it freely into the handler).
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The browser's client id (H6).
+    pub fn client_id(&self) -> String {
+        self.session.client_id()
+    }
+
+    /// H4: stores what changed and appends the `Set-Cookie` headers to `headers`.
+    ///
+    /// # Errors
+    /// A store error, [`Error::SessionTooLarge`](crate::Error::SessionTooLarge), or
+    /// [`Error::Conflict`](crate::Error::Conflict). Glue answers a 500 with an empty body;
+    /// nothing was half-written.
+    pub async fn commit(self, headers: &mut HeaderMap) -> Result<()> {
+        let engine = Arc::clone(self.session.engine());
+        let cfg = &engine.cookies;
+        // An old-key session cookie must be re-signed, which needs the record's TTL.
+        if self.session_cookie_stale {
+            self.session.ensure_loaded().await?;
+        }
+        let st = self.session.state().clone();
+        let cid = st.client_id.clone();
+
+        if self.send_client_cookie || st.client_rotated {
+            let value = engine.cookie_value(&cfg.client_name, &cid);
+            let set = cfg
+                .attrs
+                .set_cookie(&cfg.client_name, &value, Some(cfg.client_max_age));
+            append_set_cookie(headers, &set);
+        }
+        if !st.loaded {
+            return Ok(()); // H3: never touched
+        }
+
+        // Destroyed (or regenerated away from) sessions go first.
+        let mut cleared = false;
+        for sid in &st.destroy {
+            let _lock = engine.lock(sid).await;
+            engine.destroy(sid).await?;
+            cleared = true;
+        }
+
+        let session_cookie = |max_age: Option<u64>| -> String {
+            let sid = st.sid.as_deref().unwrap_or_default();
+            let value = engine.cookie_value(&cfg.session_name, sid);
+            let max_age = if cfg.browser_session { None } else { max_age };
+            cfg.attrs.set_cookie(&cfg.session_name, &value, max_age)
+        };
+        let clear_cookie = || cfg.attrs.set_cookie(&cfg.session_name, "", Some(0));
+
+        match (&st.sid, &st.base) {
+            // New session: stored only when non-empty (H4).
+            (Some(sid), None) if !st.data.is_empty() => {
+                let created = engine.create(&cid, sid, &st.data, st.max_age).await?;
+                append_set_cookie(headers, &session_cookie(Some(created.record.ttl)));
+            }
+            (Some(sid), Some(base)) => {
+                let now = engine.now();
+                let renew_due = cfg.renew && base.expires_at.saturating_sub(now) < base.ttl / 2;
+                let refresh = cfg.rolling || renew_due;
+                let ttl_changed = st.max_age.is_some_and(|ms| ms != base.ttl);
+                if st.changes.is_empty() && !refresh && !ttl_changed {
+                    if self.session_cookie_stale {
+                        append_set_cookie(headers, &session_cookie(Some(base.ttl)));
+                    }
+                    return Ok(());
+                }
+                let _lock = engine.lock(sid).await;
+                // Re-read under the lock and apply only what this request changed.
+                let Some(fresh) = engine.load(sid).await? else {
+                    // Destroyed meanwhile (by a socket, cleanup, another request): never
+                    // resurrect it; the browser's cookie is cleared.
+                    append_set_cookie(headers, &clear_cookie());
+                    return Ok(());
+                };
+                let changes = st.changes.clone();
+                let ours = st.data.clone();
+                let apply = move |fresh: &mut serde_json::Map<String, serde_json::Value>| {
+                    changes.apply(&ours, fresh)
+                };
+                match engine
+                    .update_existing(sid, fresh, st.max_age, refresh, &apply)
+                    .await?
+                {
+                    Some(saved) => {
+                        if refresh || ttl_changed || self.session_cookie_stale {
+                            append_set_cookie(headers, &session_cookie(Some(saved.record.ttl)));
+                        }
+                    }
+                    None => append_set_cookie(headers, &clear_cookie()),
+                }
+            }
+            // Destroyed and not replaced by a new non-empty session: clear the cookie.
+            _ if cleared => append_set_cookie(headers, &clear_cookie()),
+            _ => {}
+        }
+        Ok(())
+    }
+}

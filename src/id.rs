@@ -1,0 +1,171 @@
+//! Ids behind a trait (SPEC GW5): random in production, deterministic in tests.
+//!
+//! An id is what goes into a cookie, so its shape is checked when it comes back (SPEC C2): exact
+//! length, URL-safe alphabet, no `.`.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{KeyInit, Mac};
+
+/// Length in characters of every id made by [`RandomIdGen`] (24 random bytes, 192 bits).
+pub const ID_LEN: usize = 32;
+
+/// Makes session ids and client ids, and says which strings are ids it could have made.
+pub trait IdGen: Send + Sync + 'static {
+    /// A fresh id. Must be unguessable in production.
+    fn generate(&self) -> String;
+
+    /// Whether `id` has this generator's shape. Cookie values failing it are ignored unread.
+    /// The default accepts exactly [`ID_LEN`] characters of `[A-Za-z0-9_-]`.
+    fn is_valid(&self, id: &str) -> bool {
+        is_url_safe_id(id, ID_LEN)
+    }
+}
+
+/// True when `id` has exactly `len` characters of the URL-safe base64 alphabet.
+pub(crate) fn is_url_safe_id(id: &str, len: usize) -> bool {
+    id.len() == len
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// 192-bit ids from the operating system's CSPRNG, URL-safe base64, 32 characters.
+///
+/// ```
+/// use session_bridge::{IdGen, RandomIdGen};
+/// let id = RandomIdGen.generate();
+/// assert_eq!(id.len(), 32);
+/// assert!(RandomIdGen.is_valid(&id));
+/// assert!(!RandomIdGen.is_valid("short"));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomIdGen;
+
+impl IdGen for RandomIdGen {
+    fn generate(&self) -> String {
+        URL_SAFE_NO_PAD.encode(random_bytes::<24>())
+    }
+}
+
+/// Bytes from the OS CSPRNG. Without an OS source of randomness the crate cannot make
+/// unguessable ids at all, so this is one of the few places that refuses to go on.
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    if let Err(e) = getrandom::fill(&mut buf) {
+        // No safe fallback exists: a predictable id would hand sessions to attackers.
+        panic!("the operating system's random number generator failed: {e}");
+    }
+    buf
+}
+
+/// Deterministic ids for tests: `prefix` then a counter, padded to [`ID_LEN`] characters.
+///
+/// ```
+/// use session_bridge::{IdGen, SequentialIdGen};
+/// let ids = SequentialIdGen::new("sid");
+/// assert_eq!(ids.generate(), "sid00000000000000000000000000001");
+/// assert_eq!(ids.generate(), "sid00000000000000000000000000002");
+/// ```
+#[derive(Debug, Default)]
+pub struct SequentialIdGen {
+    prefix: String,
+    next: AtomicU64,
+}
+
+impl SequentialIdGen {
+    /// A generator whose ids start with `prefix` (keep it short and URL-safe).
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+            next: AtomicU64::new(1),
+        }
+    }
+}
+
+impl IdGen for SequentialIdGen {
+    fn generate(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let width = ID_LEN.saturating_sub(self.prefix.len());
+        format!("{}{:0>width$}", self.prefix, n, width = width)
+    }
+}
+
+/// A short keyed hash of an id, safe to log or show in an error (never the id itself).
+///
+/// Two tags are equal when the ids and the key are; without the key a tag reveals nothing.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct IdTag(String);
+
+impl IdTag {
+    /// Tags `id` under `key` with a domain label, so tags of one purpose never equal another's.
+    pub(crate) fn new(key: &[u8], domain: &str, id: &str, len: usize) -> Self {
+        let mut mac = match hmac::Hmac::<sha2::Sha256>::new_from_slice(key) {
+            Ok(mac) => mac,
+            // HMAC takes keys of any length; this arm is unreachable but must not panic.
+            Err(_) => return IdTag(String::from("untagged")),
+        };
+        mac.update(domain.as_bytes());
+        mac.update(&[0]);
+        mac.update(id.as_bytes());
+        let full = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        IdTag(full.chars().take(len).collect())
+    }
+
+    /// The tag as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IdTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+impl fmt::Debug for IdTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_ids_are_distinct_and_valid() {
+        let a = RandomIdGen.generate();
+        let b = RandomIdGen.generate();
+        assert_ne!(a, b);
+        assert!(RandomIdGen.is_valid(&a) && RandomIdGen.is_valid(&b));
+    }
+
+    #[test]
+    fn validation_rejects_wrong_length_and_alphabet() {
+        let ok = "A".repeat(ID_LEN);
+        assert!(RandomIdGen.is_valid(&ok));
+        assert!(!RandomIdGen.is_valid(&"A".repeat(ID_LEN - 1)));
+        assert!(!RandomIdGen.is_valid(&"A".repeat(ID_LEN + 1)));
+        let mut dotted = "A".repeat(ID_LEN - 1);
+        dotted.push('.');
+        assert!(!RandomIdGen.is_valid(&dotted));
+        let mut unicode = "A".repeat(ID_LEN - 2);
+        unicode.push('é');
+        assert!(!RandomIdGen.is_valid(&unicode));
+    }
+
+    #[test]
+    fn tags_hide_the_id_and_depend_on_the_key() {
+        let t1 = IdTag::new(b"key-one", "sid", "secret-id", 12);
+        let t2 = IdTag::new(b"key-two", "sid", "secret-id", 12);
+        assert_ne!(t1, t2);
+        assert_eq!(t1, IdTag::new(b"key-one", "sid", "secret-id", 12));
+        assert!(!t1.to_string().contains("secret"));
+        assert_eq!(t1.as_str().len(), 12);
+    }
+}

@@ -1,0 +1,35 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod bridge;
+mod clock;
+mod cookies;
+mod engine;
+mod error;
+mod events;
+mod gateway;
+mod http_flow;
+mod id;
+mod locks;
+mod mapping;
+mod record;
+mod session;
+pub mod store;
+
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+
+pub use bridge::{SessionBridge, SessionBridgeBuilder};
+pub use clock::{Clock, ManualClock, Sleep, SystemClock};
+pub use cookie::SameSite;
+pub use cookies::{Key, MIN_KEY_LEN};
+pub use error::{BoxError, Error, Result};
+pub use events::{BridgeEvent, EventStream};
+pub use http_flow::RequestContext;
+pub use id::{ID_LEN, IdGen, IdTag, RandomIdGen, SequentialIdGen};
+pub use record::{RECORD_FORMAT, Record};
+pub use session::Session;
+pub use store::{LiveStore, Store, SyncStore};

@@ -1,0 +1,136 @@
+//! The client id <-> session id mapping: 1:1, in memory, safe under concurrent use.
+//!
+//! Every entry also remembers when its session expires, so entries of sessions that died
+//! without anyone asking (no cleanup, LiveStore's silent sweep) can be found and retired:
+//! the mapping stays bounded by the number of live sessions.
+
+use std::collections::BTreeSet;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use hashbrown::HashMap;
+
+/// The 1:1 map, both directions kept in step under one lock.
+#[derive(Default)]
+pub(crate) struct Mapping {
+    inner: RwLock<Maps>,
+}
+
+#[derive(Default)]
+struct Maps {
+    sid_by_cid: HashMap<String, String>,
+    /// sid -> (cid, expires_at)
+    by_sid: HashMap<String, (String, u64)>,
+    expiry: BTreeSet<(u64, String)>,
+}
+
+impl Maps {
+    fn remove_sid(&mut self, sid: &str) -> Option<String> {
+        let (cid, at) = self.by_sid.remove(sid)?;
+        self.expiry.remove(&(at, sid.to_owned()));
+        if self.sid_by_cid.get(&cid).is_some_and(|s| s == sid) {
+            self.sid_by_cid.remove(&cid);
+        }
+        Some(cid)
+    }
+}
+
+impl Mapping {
+    // Nothing panics while these locks are held (plain map operations), so a poisoned lock
+    // still guards consistent maps.
+    fn read(&self) -> RwLockReadGuard<'_, Maps> {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    fn write(&self) -> RwLockWriteGuard<'_, Maps> {
+        self.inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn session_id(&self, cid: &str) -> Option<String> {
+        self.read().sid_by_cid.get(cid).cloned()
+    }
+
+    pub(crate) fn client_id(&self, sid: &str) -> Option<String> {
+        self.read().by_sid.get(sid).map(|(cid, _)| cid.clone())
+    }
+
+    /// Links `cid` and `sid`, dropping whatever either was linked to before (1:1).
+    pub(crate) fn attach(&self, cid: &str, sid: &str, expires_at: u64) {
+        let mut m = self.write();
+        if let Some(old_sid) = m.sid_by_cid.get(cid).cloned() {
+            m.remove_sid(&old_sid);
+        }
+        m.remove_sid(sid);
+        m.sid_by_cid.insert(cid.to_owned(), sid.to_owned());
+        m.by_sid
+            .insert(sid.to_owned(), (cid.to_owned(), expires_at));
+        m.expiry.insert((expires_at, sid.to_owned()));
+    }
+
+    /// Records a new expiry for a mapped sid; returns its client id, if mapped.
+    pub(crate) fn touch(&self, sid: &str, expires_at: u64) -> Option<String> {
+        let mut m = self.write();
+        let (cid, old) = m.by_sid.get(sid).cloned()?;
+        if old != expires_at {
+            m.expiry.remove(&(old, sid.to_owned()));
+            m.expiry.insert((expires_at, sid.to_owned()));
+            m.by_sid.insert(sid.to_owned(), (cid.clone(), expires_at));
+        }
+        Some(cid)
+    }
+
+    /// Unlinks `sid`; returns the client id it had.
+    pub(crate) fn detach(&self, sid: &str) -> Option<String> {
+        self.write().remove_sid(sid)
+    }
+
+    /// Up to `max` mapped sids whose recorded expiry is at or before `now`.
+    pub(crate) fn due(&self, now: u64, max: usize) -> Vec<String> {
+        self.read()
+            .expiry
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .take(max)
+            .map(|(_, sid)| sid.clone())
+            .collect()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.read().by_sid.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attach_is_one_to_one() {
+        let m = Mapping::default();
+        m.attach("c1", "s1", 10);
+        m.attach("c2", "s2", 10);
+        // c1 moves to s2: s1 loses its client, c2 loses its session.
+        m.attach("c1", "s2", 20);
+        assert_eq!(m.session_id("c1").as_deref(), Some("s2"));
+        assert_eq!(m.client_id("s2").as_deref(), Some("c1"));
+        assert_eq!(m.session_id("c2"), None);
+        assert_eq!(m.client_id("s1"), None);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.due(15, 10), Vec::<String>::new());
+        assert_eq!(m.due(20, 10), vec!["s2".to_owned()]);
+    }
+
+    #[test]
+    fn detach_and_touch() {
+        let m = Mapping::default();
+        m.attach("c", "s", 5);
+        assert_eq!(m.touch("s", 50).as_deref(), Some("c"));
+        assert!(m.due(10, 1).is_empty());
+        assert_eq!(m.detach("s").as_deref(), Some("c"));
+        assert_eq!(m.session_id("c"), None);
+        assert_eq!(m.touch("s", 1), None);
+        assert!(m.due(u64::MAX, 10).is_empty());
+    }
+}

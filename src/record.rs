@@ -1,0 +1,153 @@
+//! What a store keeps for one session id (SPEC ST2), and its stable serialized form.
+
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+/// Version of [`Record::encode`]'s format. Bumped only with a decoder for the older one.
+pub const RECORD_FORMAT: u64 = 1;
+
+/// One stored session.
+///
+/// * `session`: the session as JSON text of an object (no bookkeeping fields inside).
+/// * `expires_at`: unix milliseconds after which the record is dead (SPEC GW1).
+/// * `ttl`: the time-to-live in ms the record was written with (its cookie's max-age).
+/// * `version`: incremented by every write through the bridge; stores that support
+///   compare-and-set use it so that two writers cannot overwrite each other (SPEC R1).
+///
+/// # Serialized form
+///
+/// [`encode`](Record::encode) writes one JSON object, stable across releases:
+///
+/// ```text
+/// {"format":1,"session":"{\"n\":1}","expiresAt":1700000000000,"ttl":86400000,"version":3}
+/// ```
+///
+/// `session` is a string holding JSON text, exactly as the store contract says; `format` lets a
+/// later release read records written by this one.
+///
+/// ```
+/// use session_bridge::Record;
+/// let r = Record::new(r#"{"n":1}"#, 1_000, 500);
+/// let text = r.encode();
+/// assert_eq!(text, r#"{"format":1,"session":"{\"n\":1}","expiresAt":1000,"ttl":500,"version":0}"#);
+/// assert_eq!(Record::decode(&text).unwrap(), r);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// JSON text of the session object.
+    pub session: String,
+    /// Expiry instant, unix ms.
+    pub expires_at: u64,
+    /// Time-to-live in ms.
+    pub ttl: u64,
+    /// Write counter for compare-and-set.
+    pub version: u64,
+}
+
+impl Record {
+    /// A record at version 0.
+    pub fn new(session: impl Into<String>, expires_at: u64, ttl: u64) -> Self {
+        Self {
+            session: session.into(),
+            expires_at,
+            ttl,
+            version: 0,
+        }
+    }
+
+    /// Whether the record is dead at `now_ms` (`now >= expires_at`, SPEC GW1).
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        now_ms >= self.expires_at
+    }
+
+    /// The stable serialized form (see the type's docs).
+    pub fn encode(&self) -> String {
+        let mut map = Map::new();
+        map.insert("format".into(), Value::from(RECORD_FORMAT));
+        map.insert("session".into(), Value::from(self.session.as_str()));
+        map.insert("expiresAt".into(), Value::from(self.expires_at));
+        map.insert("ttl".into(), Value::from(self.ttl));
+        map.insert("version".into(), Value::from(self.version));
+        Value::Object(map).to_string()
+    }
+
+    /// Reads the serialized form back.
+    ///
+    /// # Errors
+    /// A description of what is wrong when `text` is not a record of a known format. The
+    /// session text inside is not parsed here: the gateway checks it is a JSON object.
+    pub fn decode(text: &str) -> Result<Self, Cow<'static, str>> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| Cow::Owned(format!("not JSON: {e}")))?;
+        let Value::Object(map) = value else {
+            return Err("not a JSON object".into());
+        };
+        let format = field_u64(&map, "format")?;
+        if format != RECORD_FORMAT {
+            return Err(Cow::Owned(format!("unknown record format {format}")));
+        }
+        let session = match map.get("session") {
+            Some(Value::String(s)) => s.clone(),
+            _ => return Err("field `session` is not a string".into()),
+        };
+        Ok(Self {
+            session,
+            expires_at: field_u64(&map, "expiresAt")?,
+            ttl: field_u64(&map, "ttl")?,
+            version: field_u64(&map, "version")?,
+        })
+    }
+
+    /// Parses `session` into a JSON object.
+    ///
+    /// # Errors
+    /// A description when the text is not JSON or not an object.
+    pub fn session_object(&self) -> Result<Map<String, Value>, Cow<'static, str>> {
+        match serde_json::from_str::<Value>(&self.session) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(_) => Err("session is not a JSON object".into()),
+            Err(e) => Err(Cow::Owned(format!("session is not JSON: {e}"))),
+        }
+    }
+}
+
+fn field_u64(map: &Map<String, Value>, name: &'static str) -> Result<u64, Cow<'static, str>> {
+    map.get(name)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| Cow::Owned(format!("field `{name}` is not an unsigned integer")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_with_version() {
+        let mut r = Record::new("{}", u64::MAX, 0);
+        r.version = 42;
+        assert_eq!(Record::decode(&r.encode()), Ok(r));
+    }
+
+    #[test]
+    fn rejects_bad_text() {
+        for bad in [
+            "",
+            "[]",
+            "null",
+            "{}",
+            r#"{"format":2,"session":"{}","expiresAt":1,"ttl":1,"version":0}"#,
+            r#"{"format":1,"session":{},"expiresAt":1,"ttl":1,"version":0}"#,
+            r#"{"format":1,"session":"{}","expiresAt":-1,"ttl":1,"version":0}"#,
+            r#"{"format":1,"session":"{}","expiresAt":1,"ttl":1}"#,
+        ] {
+            assert!(Record::decode(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn session_object_requires_an_object() {
+        assert!(Record::new("[1]", 0, 0).session_object().is_err());
+        assert!(Record::new("{", 0, 0).session_object().is_err());
+        assert!(Record::new(r#"{"a":1}"#, 0, 0).session_object().is_ok());
+    }
+}

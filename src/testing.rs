@@ -1,0 +1,295 @@
+//! The store conformance suite (SPEC ST3): one call checks that a store keeps the contract
+//! every built-in store keeps. Run it on your own store in a test:
+//!
+//! ```
+//! use session_bridge::{LiveStore, testing};
+//! # futures::executor::block_on(async {
+//! testing::conformance(&LiveStore::new()).await.unwrap();
+//! # });
+//! ```
+//!
+//! Each check uses fresh random ids, so the suite can run against a shared store (a Redis
+//! database in use by other tests) without touching other keys; it destroys what it wrote.
+
+use std::fmt;
+
+use crate::Error;
+use crate::id::{IdGen, RandomIdGen};
+use crate::record::Record;
+use crate::store::Store;
+
+/// A check of the suite that the store failed.
+#[derive(Debug)]
+pub struct ConformanceFailure {
+    /// Short name of the check.
+    pub check: &'static str,
+    /// What was expected and what happened.
+    pub detail: String,
+}
+
+impl fmt::Display for ConformanceFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "store conformance check `{}` failed: {}",
+            self.check, self.detail
+        )
+    }
+}
+
+impl std::error::Error for ConformanceFailure {}
+
+/// What the suite found out about optional capabilities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConformanceReport {
+    /// The store implements `list` (so cleanup works with it).
+    pub supports_list: bool,
+    /// Number of checks that ran.
+    pub checks: usize,
+}
+
+struct Suite<'s, S> {
+    store: &'s S,
+    checks: usize,
+}
+
+fn fail<T>(check: &'static str, detail: impl Into<String>) -> Result<T, ConformanceFailure> {
+    Err(ConformanceFailure {
+        check,
+        detail: detail.into(),
+    })
+}
+
+fn store_err(check: &'static str, e: Error) -> ConformanceFailure {
+    ConformanceFailure {
+        check,
+        detail: format!("store returned an error: {e}"),
+    }
+}
+
+fn record(session: &str, version: u64) -> Record {
+    Record {
+        session: session.to_owned(),
+        expires_at: 4_102_444_800_000, // 2100-01-01
+        ttl: 86_400_000,
+        version,
+    }
+}
+
+impl<S: Store> Suite<'_, S> {
+    async fn get(
+        &mut self,
+        check: &'static str,
+        sid: &str,
+    ) -> Result<Option<Record>, ConformanceFailure> {
+        self.store.get(sid).await.map_err(|e| store_err(check, e))
+    }
+
+    async fn expect(
+        &mut self,
+        check: &'static str,
+        sid: &str,
+        want: Option<&Record>,
+    ) -> Result<(), ConformanceFailure> {
+        self.checks += 1;
+        let got = self.get(check, sid).await?;
+        if got.as_ref() != want {
+            return fail(check, format!("get returned {got:?}, expected {want:?}"));
+        }
+        Ok(())
+    }
+
+    async fn bool(
+        &mut self,
+        check: &'static str,
+        got: crate::Result<bool>,
+        want: bool,
+    ) -> Result<(), ConformanceFailure> {
+        self.checks += 1;
+        match got {
+            Ok(b) if b == want => Ok(()),
+            Ok(b) => fail(check, format!("returned {b}, expected {want}")),
+            Err(e) => Err(store_err(check, e)),
+        }
+    }
+}
+
+/// Runs every check against `store`.
+///
+/// # Errors
+/// The first check that failed, with what was expected.
+pub async fn conformance<S: Store>(store: &S) -> Result<ConformanceReport, ConformanceFailure> {
+    let mut s = Suite { store, checks: 0 };
+    let ids = RandomIdGen;
+    let a = ids.generate();
+    let b = ids.generate();
+
+    s.expect("get of a missing id is none", &a, None).await?;
+
+    let r1 = record(r#"{"n":1}"#, 0);
+    s.bool("set returns true", store.set(&a, r1.clone()).await, true)
+        .await?;
+    s.expect("get returns what set wrote, every field", &a, Some(&r1))
+        .await?;
+    s.expect("ids are independent", &b, None).await?;
+
+    let r2 = record(r#"{"n":2,"text":"quotes \" and \\ and ünïcødé 🦀"}"#, 7);
+    s.bool("set replaces", store.set(&a, r2.clone()).await, true)
+        .await?;
+    s.expect("get after replace", &a, Some(&r2)).await?;
+
+    let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(60 * 1024));
+    let rb = record(&big, 1);
+    s.bool(
+        "set of a 60 KiB session",
+        store.set(&b, rb.clone()).await,
+        true,
+    )
+    .await?;
+    s.expect("60 KiB session round-trips", &b, Some(&rb))
+        .await?;
+
+    s.bool(
+        "destroy of a present id is true",
+        store.destroy(&a).await,
+        true,
+    )
+    .await?;
+    s.expect("get after destroy is none", &a, None).await?;
+    s.bool(
+        "destroy of a missing id is false",
+        store.destroy(&a).await,
+        false,
+    )
+    .await?;
+
+    let c = ids.generate();
+    let rc = record("{}", 0);
+    s.bool(
+        "create on a free id",
+        store.create(&c, rc.clone()).await,
+        true,
+    )
+    .await?;
+    s.bool(
+        "create never overwrites",
+        store.create(&c, record(r#"{"x":1}"#, 9)).await,
+        false,
+    )
+    .await?;
+    s.expect("record intact after refused create", &c, Some(&rc))
+        .await?;
+
+    let d = ids.generate();
+    s.bool(
+        "update of a missing id is refused",
+        store.update(&d, record("{}", 1), 0).await,
+        false,
+    )
+    .await?;
+    s.expect("refused update does not create (no resurrection)", &d, None)
+        .await?;
+
+    let next = record(r#"{"v":1}"#, 1);
+    s.bool(
+        "update with a stale version is refused",
+        store.update(&c, next.clone(), 5).await,
+        false,
+    )
+    .await?;
+    s.expect("record intact after refused update", &c, Some(&rc))
+        .await?;
+    s.bool(
+        "update with the current version",
+        store.update(&c, next.clone(), 0).await,
+        true,
+    )
+    .await?;
+    s.expect("get after update", &c, Some(&next)).await?;
+
+    // Concurrent creates of one id: exactly one wins (atomic create, SPEC R1).
+    let e = ids.generate();
+    let results = futures::future::join_all(
+        (0..8u64).map(|i| store.create(&e, record(&format!(r#"{{"i":{i}}}"#), 0))),
+    )
+    .await;
+    s.checks += 1;
+    let wins = results
+        .into_iter()
+        .map(|r| r.map_err(|err| store_err("concurrent creates", err)))
+        .collect::<Result<Vec<bool>, _>>()?
+        .into_iter()
+        .filter(|w| *w)
+        .count();
+    if wins != 1 {
+        return fail(
+            "concurrent creates",
+            format!("{wins} of 8 creates of one id succeeded, expected 1"),
+        );
+    }
+
+    let supports_list = match store.list().await {
+        Ok(listed) => {
+            s.checks += 1;
+            if !listed.contains(&b) || !listed.contains(&c) || listed.contains(&a) {
+                return fail(
+                    "list",
+                    "list must hold every stored id and no destroyed one",
+                );
+            }
+            true
+        }
+        Err(Error::Unsupported(_)) => false,
+        Err(e) => return Err(store_err("list", e)),
+    };
+    s.checks += 1;
+    store
+        .optimize(0)
+        .await
+        .map_err(|e| store_err("optimize", e))?;
+
+    for id in [&b, &c, &e] {
+        store
+            .destroy(id)
+            .await
+            .map_err(|err| store_err("destroy (teardown)", err))?;
+    }
+    s.expect("teardown left nothing", &c, None).await?;
+    Ok(ConformanceReport {
+        supports_list,
+        checks: s.checks,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SyncStore;
+
+    #[test]
+    fn live_store_conforms() {
+        let report = futures::executor::block_on(conformance(&crate::LiveStore::new())).unwrap();
+        assert!(report.supports_list);
+        assert!(report.checks > 20);
+    }
+
+    /// A store that silently drops writes must fail the suite (the suite can fail).
+    #[test]
+    fn a_broken_store_fails() {
+        struct Forgetful;
+        impl SyncStore for Forgetful {
+            fn get(&self, _: &str) -> crate::Result<Option<Record>> {
+                Ok(None)
+            }
+            fn set(&self, _: &str, _: Record) -> crate::Result<bool> {
+                Ok(true)
+            }
+            fn destroy(&self, _: &str) -> crate::Result<bool> {
+                Ok(false)
+            }
+        }
+        let err = futures::executor::block_on(conformance(&Forgetful)).unwrap_err();
+        assert_eq!(err.check, "get returns what set wrote, every field");
+    }
+}
