@@ -114,19 +114,16 @@ impl Future for Acquire {
 
 impl Drop for Acquire {
     fn drop(&mut self) {
-        match self.waiting.take() {
-            // Still queued: close our receiver, and if the lock was handed to us meanwhile,
-            // release it (the guard's drop passes it on).
-            Some(mut rx) => {
-                rx.close();
-                if !matches!(rx.try_recv(), Ok(Some(())))
-                    && let Some(guard) = self.guard.as_mut()
-                {
-                    guard.armed = false;
-                }
+        // Still queued: close our receiver, and unless the lock was handed to us meanwhile
+        // (then the guard's drop passes it on), disarm the guard: it owns nothing. Never
+        // queued: the guard, if still here, drops and releases the lock it got at once.
+        if let Some(mut rx) = self.waiting.take() {
+            rx.close();
+            if !matches!(rx.try_recv(), Ok(Some(())))
+                && let Some(guard) = self.guard.as_mut()
+            {
+                guard.armed = false;
             }
-            // Never queued and not completed: the guard (if still here) drops and releases.
-            None => {}
         }
     }
 }

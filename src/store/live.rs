@@ -141,8 +141,9 @@ impl SyncStore for LiveStore {
         }))
     }
 
+    // No sweep here: a cleanup pass destroys records one by one and must count each itself.
     fn destroy(&self, sid: &str) -> Result<bool> {
-        Ok(self.write(|inner| inner.remove(sid)))
+        Ok(self.lock().remove(sid))
     }
 
     fn create(&self, sid: &str, record: Record) -> Result<bool> {
