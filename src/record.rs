@@ -19,8 +19,10 @@ pub const RECORD_FORMAT: u64 = 1;
 /// [`encode`](Record::encode) writes one JSON object, stable across releases:
 ///
 /// ```text
-/// {"format":1,"session":"{\"n\":1}","expiresAt":1700000000000,"ttl":86400000,"version":3}
+/// {"expiresAt":1700000000000,"format":1,"session":"{\"n\":1}","ttl":86400000,"version":3}
 /// ```
+///
+/// Keys are written in this (lexicographic) order; readers must not depend on the order.
 ///
 /// `session` is a string holding JSON text, exactly as the store contract says; `format` lets a
 /// later release read records written by this one.
@@ -29,7 +31,7 @@ pub const RECORD_FORMAT: u64 = 1;
 /// use session_bridge::Record;
 /// let r = Record::new(r#"{"n":1}"#, 1_000, 500);
 /// let text = r.encode();
-/// assert_eq!(text, r#"{"format":1,"session":"{\"n\":1}","expiresAt":1000,"ttl":500,"version":0}"#);
+/// assert_eq!(text, r#"{"expiresAt":1000,"format":1,"session":"{\"n\":1}","ttl":500,"version":0}"#);
 /// assert_eq!(Record::decode(&text).unwrap(), r);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,13 +64,15 @@ impl Record {
 
     /// The stable serialized form (see the type's docs).
     pub fn encode(&self) -> String {
-        let mut map = Map::new();
-        map.insert("format".into(), Value::from(RECORD_FORMAT));
-        map.insert("session".into(), Value::from(self.session.as_str()));
-        map.insert("expiresAt".into(), Value::from(self.expires_at));
-        map.insert("ttl".into(), Value::from(self.ttl));
-        map.insert("version".into(), Value::from(self.version));
-        Value::Object(map).to_string()
+        // Written by hand so the key order is fixed whatever serde_json features are enabled.
+        format!(
+            r#"{{"expiresAt":{},"format":{},"session":{},"ttl":{},"version":{}}}"#,
+            self.expires_at,
+            RECORD_FORMAT,
+            Value::from(self.session.as_str()),
+            self.ttl,
+            self.version
+        )
     }
 
     /// Reads the serialized form back.
