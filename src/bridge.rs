@@ -21,6 +21,7 @@ use crate::id::{IdGen, IdTag, RandomIdGen};
 use crate::locks::LockTable;
 use crate::mapping::Mapping;
 use crate::session::{Changes, MAX_AGE_RANGE};
+use crate::socket_flow::{OriginPolicy, SocketSession};
 use crate::store::{DynStore, LiveStore, Store};
 
 const MINUTE: u64 = 60_000;
@@ -75,6 +76,15 @@ impl SessionBridge {
     /// ```
     pub fn begin_request(&self, headers: &HeaderMap) -> RequestContext {
         RequestContext::begin(Arc::clone(&self.engine), headers)
+    }
+
+    /// Binds a socket at its handshake from the handshake request's headers (S1): reads the
+    /// client and session cookies, never creates a client id or a session, sets no cookie.
+    ///
+    /// # Errors
+    /// A store error while attaching an existing session.
+    pub async fn bind_socket(&self, headers: &HeaderMap) -> Result<SocketSession> {
+        SocketSession::bind(Arc::clone(&self.engine), headers).await
     }
 
     /// The session id mapped to a client id (B1).
@@ -330,6 +340,7 @@ fn checked_max_age(d: Duration) -> Result<u64> {
 /// | `auto_cleanup` | `false`; interval `max_age / 4` clamped to 1 minute ..= 1 day |
 /// | `max_session_bytes` | 64 KiB |
 /// | `event_buffer` | 1024 events per subscriber |
+/// | `allowed_origins` | none: sockets only from same-origin pages (or without `Origin`) |
 #[must_use]
 pub struct SessionBridgeBuilder {
     key: Option<String>,
@@ -354,6 +365,7 @@ pub struct SessionBridgeBuilder {
     auto_cleanup_interval: Option<Duration>,
     max_session_bytes: usize,
     event_buffer: usize,
+    allowed_origins: Vec<String>,
 }
 
 impl Default for SessionBridgeBuilder {
@@ -381,6 +393,7 @@ impl Default for SessionBridgeBuilder {
             auto_cleanup_interval: None,
             max_session_bytes: 64 * 1024,
             event_buffer: 1024,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -477,6 +490,20 @@ impl SessionBridgeBuilder {
     /// [`SequentialIdGen`](crate::SequentialIdGen).
     pub fn ids(mut self, ids: impl IdGen) -> Self {
         self.ids = Arc::new(ids);
+        self
+    }
+
+    /// Origins (`scheme://host[:port]`) allowed to open sockets besides same-origin pages.
+    /// By default only same-origin handshakes and handshakes without `Origin` are accepted.
+    pub fn allowed_origins<I, O>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = O>,
+        O: Into<String>,
+    {
+        self.allowed_origins = origins
+            .into_iter()
+            .map(|o| o.into().trim().trim_end_matches('/').to_ascii_lowercase())
+            .collect();
         self
     }
 
@@ -629,6 +656,9 @@ impl SessionBridgeBuilder {
                 changed: event_listener::Event::new(),
             },
             default_cleanup_interval: interval,
+            origins: OriginPolicy {
+                allowed: self.allowed_origins,
+            },
         };
         Ok(SessionBridge {
             engine: Arc::new(engine),

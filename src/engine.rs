@@ -55,6 +55,7 @@ pub(crate) struct Engine {
     pub(crate) cookies: CookieConfig,
     pub(crate) cleanup: CleanupControl,
     pub(crate) default_cleanup_interval: u64,
+    pub(crate) origins: crate::socket_flow::OriginPolicy,
 }
 
 impl Drop for Engine {

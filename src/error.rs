@@ -66,6 +66,9 @@ pub enum Error {
     /// A socket asked for its session and there is none (SPEC S4, default `on_missing`).
     #[error("session is missing for this socket")]
     SessionMissing,
+    /// A socket handshake came from an `Origin` that is neither same-origin nor allowed.
+    #[error("origin not allowed")]
+    ForbiddenOrigin,
     /// The session of a socket kept moving while `with_session` waited for its lock (SPEC S3).
     #[error("session id kept changing while waiting for its lock ({attempts} attempts)")]
     Contention {

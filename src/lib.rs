@@ -16,6 +16,7 @@ mod locks;
 mod mapping;
 mod record;
 mod session;
+mod socket_flow;
 pub mod store;
 
 #[cfg(feature = "testing")]
@@ -32,4 +33,5 @@ pub use http_flow::RequestContext;
 pub use id::{ID_LEN, IdGen, IdTag, RandomIdGen, SequentialIdGen};
 pub use record::{RECORD_FORMAT, Record};
 pub use session::Session;
+pub use socket_flow::{OnMissing, SessionContext, SessionGuard, SocketSession};
 pub use store::{LiveStore, Store, SyncStore};

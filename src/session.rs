@@ -67,6 +67,25 @@ impl Changes {
         !self.replaced && self.keys.is_empty()
     }
 
+    /// The key-level changes that turn `before` into `after`.
+    pub(crate) fn diff(before: &Map<String, Value>, after: &Map<String, Value>) -> Self {
+        let mut keys = BTreeMap::new();
+        for (k, v) in after {
+            if before.get(k) != Some(v) {
+                keys.insert(k.clone(), Some(v.clone()));
+            }
+        }
+        for k in before.keys() {
+            if !after.contains_key(k) {
+                keys.insert(k.clone(), None);
+            }
+        }
+        Self {
+            replaced: false,
+            keys,
+        }
+    }
+
     /// Applies these changes onto `fresh`; `ours` is the request's full view.
     pub(crate) fn apply(&self, ours: &Map<String, Value>, fresh: &mut Map<String, Value>) {
         if self.replaced {

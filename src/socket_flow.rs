@@ -1,0 +1,432 @@
+//! The socket flow (SPEC S1-S5), framework-free: bind a socket at its handshake from the
+//! request's headers, resolve its session through the client mapping at every read, and run
+//! handlers on the session under its per-session FIFO lock.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::gateway::Loaded;
+use crate::id::IdTag;
+use crate::locks::SessionLock;
+use crate::session::Changes;
+
+/// How many times `with_session` re-takes the lock when the socket's session moved while it
+/// waited (S3), before giving up with [`Error::Contention`].
+const BIND_ATTEMPTS: u32 = 3;
+
+/// A socket's link to its browser's session (SPEC S1, S2). Cheap to clone, `Send + Sync`.
+///
+/// The client id is fixed at the handshake; the session id is looked up through the client
+/// mapping each time it is read, so a session created, replaced or destroyed over HTTP after
+/// the socket connected is seen at once.
+///
+/// ```
+/// use session_bridge::SessionBridge;
+/// # futures::executor::block_on(async {
+/// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build().unwrap();
+/// // A handshake without cookies binds to no client: it never gets a session (S5).
+/// let socket = bridge.bind_socket(&http::HeaderMap::new()).await.unwrap();
+/// assert_eq!(socket.client_id(), None);
+/// let fallback = socket.with_session_or(async |ctx| ctx.session.len(), 0).await.unwrap();
+/// assert_eq!(fallback, 0);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct SocketSession {
+    engine: Arc<Engine>,
+    client_id: Option<Arc<str>>,
+}
+
+impl std::fmt::Debug for SocketSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketSession")
+            .field("bound", &self.client_id.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a `with_session` handler works on (S3).
+#[derive(Debug)]
+pub struct SessionContext {
+    /// The id of the session being handled.
+    pub session_id: String,
+    /// The session object. Change it freely: it is saved after the handler if it changed.
+    pub session: Map<String, Value>,
+    /// The socket's handle (to read its client id, for instance).
+    pub socket: SocketSession,
+    destroyed: bool,
+}
+
+impl SessionContext {
+    /// The value under `key`, deserialized; `None` when absent or not a `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        self.session
+            .get(key)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+
+    /// Sets `key`.
+    ///
+    /// # Errors
+    /// [`Error::Json`] when `value` cannot be serialized.
+    pub fn insert<T: Serialize>(&mut self, key: &str, value: T) -> Result<()> {
+        self.session
+            .insert(key.to_owned(), serde_json::to_value(value)?);
+        Ok(())
+    }
+
+    /// Destroys the session after the handler (the seed's `session = null`, S3).
+    pub fn destroy(&mut self) {
+        self.destroyed = true;
+    }
+}
+
+/// What `with_session` does when the socket has no session (S4).
+pub enum OnMissing<R> {
+    /// Return [`Error::SessionMissing`] (the default).
+    Error,
+    /// Return this value.
+    Value(R),
+    /// Call this and return its value.
+    Call(Box<dyn FnOnce() -> R + Send>),
+}
+
+impl<R> OnMissing<R> {
+    fn resolve(self) -> Result<R> {
+        match self {
+            OnMissing::Error => Err(Error::SessionMissing),
+            OnMissing::Value(v) => Ok(v),
+            OnMissing::Call(f) => Ok(f()),
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for OnMissing<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OnMissing::Error => "OnMissing::Error",
+            OnMissing::Value(_) => "OnMissing::Value(..)",
+            OnMissing::Call(_) => "OnMissing::Call(..)",
+        })
+    }
+}
+
+/// A session held under its lock: the guard style of [`SocketSession::with_session`].
+/// Read and change [`data`](Self::data), then [`commit`](Self::commit); dropping the guard
+/// without committing discards the changes and releases the lock.
+pub struct SessionGuard {
+    socket: SocketSession,
+    session_id: String,
+    loaded: Loaded,
+    /// The session object; change it freely before `commit`.
+    pub data: Map<String, Value>,
+    _lock: SessionLock,
+}
+
+impl std::fmt::Debug for SessionGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionGuard")
+            .field("keys", &self.data.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionGuard {
+    /// The id of the locked session.
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// Saves the changes (only the keys that changed are written over the stored record) and
+    /// releases the lock. Unchanged data writes nothing.
+    ///
+    /// # Errors
+    /// A store error, [`Error::SessionTooLarge`], or [`Error::Conflict`].
+    pub async fn commit(self) -> Result<()> {
+        self.socket
+            .save(&self.session_id, self.loaded, &self.data)
+            .await
+    }
+
+    /// Destroys the session and releases the lock.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn destroy(self) -> Result<()> {
+        self.socket.engine.destroy(&self.session_id).await.map(drop)
+    }
+}
+
+impl SocketSession {
+    /// S1: reads the client and session cookies of a handshake request. Never creates a
+    /// client id or a session and sets no cookie; attaches an existing live session that no
+    /// other client holds (H2 a-d).
+    pub(crate) async fn bind(engine: Arc<Engine>, headers: &HeaderMap) -> Result<Self> {
+        if !origin_allowed(&engine.origins, headers) {
+            return Err(Error::ForbiddenOrigin);
+        }
+        let client_id = engine
+            .read_cookie(headers, &engine.cookies.client_name)
+            .map(|(cid, _)| cid);
+        if let Some(cid) = &client_id {
+            let cookie_sid = engine
+                .read_cookie(headers, &engine.cookies.session_name)
+                .map(|(sid, _)| sid);
+            engine.resolve(cid, cookie_sid.as_deref()).await?;
+        }
+        Ok(Self {
+            engine,
+            client_id: client_id.map(Arc::from),
+        })
+    }
+
+    /// The browser's client id, fixed at the handshake (S2); `None` without a valid cookie.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
+    /// The session id, looked up through the client mapping now (S2).
+    pub fn session_id(&self) -> Option<String> {
+        self.client_id
+            .as_deref()
+            .and_then(|cid| self.engine.mapping.session_id(cid))
+    }
+
+    /// A keyed, non-reversible room name for this browser's sockets (`None` when unbound).
+    pub fn room(&self) -> Option<IdTag> {
+        self.client_id
+            .as_deref()
+            .map(|cid| self.engine.client_tag(cid))
+    }
+
+    /// S3: runs `handler` on the session under its lock; destroyed -> destroy, changed ->
+    /// save, unchanged -> no write; returns the handler's value. A socket without a session
+    /// gets [`Error::SessionMissing`] (S4).
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # async fn demo(socket: session_bridge::SocketSession) -> session_bridge::Result<u64> {
+    /// socket
+    ///     .with_session(async |ctx| {
+    ///         let n = ctx.get::<u64>("wsCount").unwrap_or(0) + 1;
+    ///         ctx.session.insert("wsCount".into(), n.into());
+    ///         n
+    ///     })
+    ///     .await
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::SessionMissing`], a store error, [`Error::SessionTooLarge`],
+    /// [`Error::Contention`] or [`Error::Conflict`].
+    pub async fn with_session<F, R>(&self, handler: F) -> Result<R>
+    where
+        F: AsyncFnOnce(&mut SessionContext) -> R,
+    {
+        self.with_session_on_missing(handler, OnMissing::Error)
+            .await
+    }
+
+    /// [`with_session`](Self::with_session) returning `fallback` when there is no session (S4).
+    ///
+    /// # Errors
+    /// As [`with_session`](Self::with_session), except a missing session.
+    pub async fn with_session_or<F, R>(&self, handler: F, fallback: R) -> Result<R>
+    where
+        F: AsyncFnOnce(&mut SessionContext) -> R,
+    {
+        self.with_session_on_missing(handler, OnMissing::Value(fallback))
+            .await
+    }
+
+    /// [`with_session`](Self::with_session) calling `fallback` when there is no session (S4).
+    ///
+    /// # Errors
+    /// As [`with_session`](Self::with_session), except a missing session.
+    pub async fn with_session_or_else<F, R>(
+        &self,
+        handler: F,
+        fallback: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R>
+    where
+        F: AsyncFnOnce(&mut SessionContext) -> R,
+    {
+        self.with_session_on_missing(handler, OnMissing::Call(Box::new(fallback)))
+            .await
+    }
+
+    /// The general form of [`with_session`](Self::with_session) (S3, S4).
+    ///
+    /// # Errors
+    /// As [`with_session`](Self::with_session).
+    pub async fn with_session_on_missing<F, R>(
+        &self,
+        handler: F,
+        on_missing: OnMissing<R>,
+    ) -> Result<R>
+    where
+        F: AsyncFnOnce(&mut SessionContext) -> R,
+    {
+        let Some(guard) = self.lock().await? else {
+            return on_missing.resolve();
+        };
+        let mut ctx = SessionContext {
+            session_id: guard.session_id.clone(),
+            session: guard.data.clone(),
+            socket: self.clone(),
+            destroyed: false,
+        };
+        let value = handler(&mut ctx).await;
+        if ctx.destroyed {
+            guard.destroy().await?;
+        } else {
+            let mut guard = guard;
+            guard.data = ctx.session;
+            guard.commit().await?;
+        }
+        Ok(value)
+    }
+
+    /// Takes the session's lock and loads it: the guard style (S3). `Ok(None)` when the
+    /// socket has no session. Hold the guard briefly: every other writer of this session,
+    /// HTTP commits included, waits for it.
+    ///
+    /// # Errors
+    /// A store error, or [`Error::Contention`] when the session kept moving.
+    pub async fn lock(&self) -> Result<Option<SessionGuard>> {
+        for _ in 0..BIND_ATTEMPTS {
+            let Some(sid) = self.session_id() else {
+                return Ok(None);
+            };
+            let lock = self.engine.lock(&sid).await;
+            // The session may have moved (regenerated, destroyed) while we waited.
+            if self.session_id().as_deref() != Some(sid.as_str()) {
+                continue;
+            }
+            let Some(loaded) = self.engine.load(&sid).await? else {
+                return Ok(None);
+            };
+            return Ok(Some(SessionGuard {
+                socket: self.clone(),
+                data: loaded.data.clone(),
+                loaded,
+                session_id: sid,
+                _lock: lock,
+            }));
+        }
+        Err(Error::Contention {
+            attempts: BIND_ATTEMPTS,
+        })
+    }
+
+    /// Writes the keys that changed between `loaded` and `data` over the stored record.
+    async fn save(&self, sid: &str, loaded: Loaded, data: &Map<String, Value>) -> Result<()> {
+        let changes = Changes::diff(&loaded.data, data);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let ours = data.clone();
+        let apply = move |fresh: &mut Map<String, Value>| changes.apply(&ours, fresh);
+        self.engine
+            .update_existing(sid, loaded, None, false, &apply)
+            .await
+            .map(drop)
+    }
+}
+
+/// Which `Origin`s may open a socket (cross-site WebSocket hijacking defence).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OriginPolicy {
+    /// Exact origins (`scheme://host[:port]`, lower case) accepted besides same-origin ones.
+    pub(crate) allowed: Vec<String>,
+}
+
+/// Accepts a handshake with no `Origin` (not a browser, or a same-origin browser request that
+/// omitted it), one whose host equals `Host` (same origin), or one on the allowlist.
+pub(crate) fn origin_allowed(policy: &OriginPolicy, headers: &HeaderMap) -> bool {
+    let mut origins = headers.get_all(http::header::ORIGIN).iter();
+    let Some(origin) = origins.next() else {
+        return true;
+    };
+    if origins.next().is_some() {
+        return false; // more than one Origin: malformed
+    }
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim().to_ascii_lowercase();
+    if policy.allowed.contains(&origin) {
+        return true;
+    }
+    let Some((_, host)) = origin.split_once("://") else {
+        return false; // "null" and other opaque origins
+    };
+    headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| h.trim().eq_ignore_ascii_case(host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, http::HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn origin_policy() {
+        let none = OriginPolicy::default();
+        let listed = OriginPolicy {
+            allowed: vec!["https://app.example".into()],
+        };
+        assert!(origin_allowed(&none, &headers(&[("host", "a.test:3000")])));
+        assert!(origin_allowed(
+            &none,
+            &headers(&[("host", "a.test:3000"), ("origin", "http://a.test:3000")])
+        ));
+        assert!(origin_allowed(
+            &none,
+            &headers(&[("host", "A.test:3000"), ("origin", "http://a.TEST:3000")])
+        ));
+        assert!(!origin_allowed(
+            &none,
+            &headers(&[("host", "a.test:3000"), ("origin", "http://evil.test")])
+        ));
+        assert!(!origin_allowed(
+            &none,
+            &headers(&[("host", "a.test:3000"), ("origin", "http://a.test:3001")])
+        ));
+        assert!(!origin_allowed(
+            &none,
+            &headers(&[("host", "a.test"), ("origin", "null")])
+        ));
+        assert!(!origin_allowed(
+            &none,
+            &headers(&[("origin", "http://a.test")])
+        ));
+        assert!(origin_allowed(
+            &listed,
+            &headers(&[("host", "a.test"), ("origin", "https://app.example")])
+        ));
+        assert!(!origin_allowed(
+            &listed,
+            &headers(&[
+                ("host", "a.test"),
+                ("origin", "https://app.example"),
+                ("origin", "https://app.example")
+            ])
+        ));
+    }
+}

@@ -1,0 +1,383 @@
+//! The socket flow in-process (SPEC S1-S5): handshake headers built by hand from a real
+//! browser's cookies, no network. Each test names the rules it checks.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Browser, KEY_A, Probe};
+use http::{HeaderMap, HeaderValue, header};
+use serde_json::{Value, json};
+use session_bridge::{Error, LiveStore, ManualClock, OnMissing, SessionBridge, SocketSession};
+
+fn bridge_with_store() -> (SessionBridge, Arc<Probe<LiveStore>>) {
+    let store = Arc::new(Probe::new(LiveStore::new()));
+    let bridge = SessionBridge::builder()
+        .key("app.sid")
+        .keys([KEY_A])
+        .store(Arc::clone(&store))
+        .build()
+        .unwrap();
+    (bridge, store)
+}
+
+/// The handshake request a browser with this jar would send.
+fn handshake(b: &Browser) -> HeaderMap {
+    let mut h = b.build_request().headers().clone();
+    h.insert(header::HOST, HeaderValue::from_static("localhost:3000"));
+    h
+}
+
+async fn http_count(b: &mut Browser, bridge: &SessionBridge, key: &'static str) -> u64 {
+    b.request(bridge, |s| async move {
+        let n = s.get::<u64>(key).await.unwrap().unwrap_or(0) + 1;
+        s.insert(key, n).await.unwrap();
+        n
+    })
+    .await
+    .value
+}
+
+async fn ws_inc(socket: &SocketSession, key: &'static str) -> Result<u64, Error> {
+    socket
+        .with_session(async |ctx| {
+            let n = ctx.get::<u64>(key).unwrap_or(0) + 1;
+            ctx.session.insert(key.into(), n.into());
+            n
+        })
+        .await
+}
+
+#[tokio::test]
+async fn s1_s3_socket_and_http_see_each_others_writes() {
+    let (bridge, _) = bridge_with_store();
+    let mut b = Browser::new();
+    http_count(&mut b, &bridge, "httpCount").await;
+    let socket = bridge.bind_socket(&handshake(&b)).await.unwrap();
+    let http_sid = b
+        .request(&bridge, |s| async move { s.id().await.unwrap() })
+        .await
+        .value;
+    assert_eq!(socket.session_id(), http_sid);
+    assert_eq!(
+        socket
+            .with_session(async |ctx| ctx.get::<u64>("httpCount"))
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(ws_inc(&socket, "wsCount").await.unwrap(), 1);
+    let seen = b
+        .request(&bridge, |s| async move {
+            s.get::<u64>("wsCount").await.unwrap()
+        })
+        .await
+        .value;
+    assert_eq!(seen, Some(1));
+}
+
+#[tokio::test]
+async fn s2_a_socket_connected_before_the_session_sees_it_and_its_replacement() {
+    let (bridge, _) = bridge_with_store();
+    let mut b = Browser::new();
+    b.visit(&bridge).await; // client cookie only
+    let socket = bridge.bind_socket(&handshake(&b)).await.unwrap();
+    assert!(socket.client_id().is_some());
+    assert_eq!(socket.session_id(), None);
+    assert!(matches!(
+        ws_inc(&socket, "w").await,
+        Err(Error::SessionMissing)
+    ));
+
+    http_count(&mut b, &bridge, "h").await;
+    let first = socket
+        .session_id()
+        .expect("S2: created later over HTTP, seen now");
+    assert_eq!(ws_inc(&socket, "w").await.unwrap(), 1);
+
+    b.request(&bridge, |s| async move { s.destroy().await.unwrap() })
+        .await;
+    assert_eq!(socket.session_id(), None);
+    http_count(&mut b, &bridge, "h").await;
+    let second = socket.session_id().expect("the re-created session");
+    assert_ne!(first, second);
+    assert_eq!(ws_inc(&socket, "w").await.unwrap(), 1, "a fresh session");
+}
+
+#[tokio::test]
+async fn s4_s5_a_socket_without_cookies_gets_the_fallback_and_never_creates_a_session() {
+    let (bridge, store) = bridge_with_store();
+    let socket = bridge.bind_socket(&HeaderMap::new()).await.unwrap();
+    assert_eq!(socket.client_id(), None);
+    assert!(matches!(
+        ws_inc(&socket, "w").await,
+        Err(Error::SessionMissing)
+    ));
+    let v = socket
+        .with_session_or(
+            async |_| json!({"ok": true}),
+            json!({"ok": false, "error": "missing-session"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v["error"], "missing-session");
+    let called = socket
+        .with_session_or_else(async |_| 1, || 42)
+        .await
+        .unwrap();
+    assert_eq!(called, 42);
+    let explicit = socket
+        .with_session_on_missing(async |_| 1, OnMissing::Value(7))
+        .await
+        .unwrap();
+    assert_eq!(explicit, 7);
+    assert_eq!(store.calls(), 0);
+    assert_eq!(bridge.mapped_sessions(), 0);
+}
+
+#[tokio::test]
+async fn s1_tampered_and_foreign_cookies_bind_to_nothing() {
+    let (bridge, _) = bridge_with_store();
+    let mut alice = Browser::new();
+    http_count(&mut alice, &bridge, "n").await;
+
+    let mut tampered = alice.clone();
+    let cid = tampered.get("app.sid.cid").unwrap().replace('.', "x");
+    tampered.set("app.sid.cid", &cid);
+    let s = bridge.bind_socket(&handshake(&tampered)).await.unwrap();
+    assert_eq!(s.client_id(), None);
+    assert_eq!(s.session_id(), None);
+
+    // Mallory has her own client id and alice's session cookie: not attached (H2 c).
+    let mut mallory = Browser::new();
+    mallory.visit(&bridge).await;
+    mallory.set("app.sid", alice.get("app.sid").unwrap());
+    let s = bridge.bind_socket(&handshake(&mallory)).await.unwrap();
+    assert!(s.client_id().is_some());
+    assert_eq!(s.session_id(), None);
+    assert!(matches!(ws_inc(&s, "n").await, Err(Error::SessionMissing)));
+}
+
+#[tokio::test]
+async fn s1_a_handshake_reattaches_an_existing_session_after_a_restart() {
+    let store = Arc::new(LiveStore::new());
+    let build = || {
+        SessionBridge::builder()
+            .key("app.sid")
+            .keys([KEY_A])
+            .store(Arc::clone(&store))
+            .build()
+            .unwrap()
+    };
+    let mut b = Browser::new();
+    http_count(&mut b, &build(), "n").await;
+    let restarted = build();
+    let socket = restarted.bind_socket(&handshake(&b)).await.unwrap();
+    assert!(socket.session_id().is_some());
+    assert_eq!(ws_inc(&socket, "n").await.unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_two_sockets_times_100_concurrent_increments_is_exactly_200() {
+    let (bridge, _) = bridge_with_store();
+    let mut b = Browser::new();
+    http_count(&mut b, &bridge, "h").await;
+    let s1 = bridge.bind_socket(&handshake(&b)).await.unwrap();
+    let s2 = bridge.bind_socket(&handshake(&b)).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let s = if i % 2 == 0 { s1.clone() } else { s2.clone() };
+        tasks.push(tokio::spawn(async move {
+            s.with_session(async |ctx| {
+                let n = ctx.get::<u64>("wsCount").unwrap_or(0);
+                tokio::task::yield_now().await; // widen the race window
+                ctx.session.insert("wsCount".into(), (n + 1).into());
+            })
+            .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let n = s1
+        .with_session(async |ctx| ctx.get::<u64>("wsCount"))
+        .await
+        .unwrap();
+    assert_eq!(n, Some(200));
+    assert_eq!(bridge.active_locks(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_lost_update_a_slow_http_request_and_100_socket_increments_keep_both() {
+    let (bridge, _) = bridge_with_store();
+    let mut b = Browser::new();
+    http_count(&mut b, &bridge, "h").await;
+    let socket = bridge.bind_socket(&handshake(&b)).await.unwrap();
+
+    // The slow request loads the session (b absent), then waits while the sockets write.
+    let request = bridge.begin_request(b.build_request().headers());
+    let session = request.session().clone();
+    assert_eq!(session.get::<u64>("b").await.unwrap(), None);
+
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let s = socket.clone();
+        tasks.push(tokio::spawn(async move { ws_inc(&s, "b").await }));
+    }
+    session.insert("a", 1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut out = HeaderMap::new();
+    request.commit(&mut out).await.unwrap();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let (a, bv) = socket
+        .with_session(async |ctx| (ctx.get::<u64>("a"), ctx.get::<u64>("b")))
+        .await
+        .unwrap();
+    assert_eq!(a, Some(1), "the HTTP write survived");
+    assert_eq!(bv, Some(100), "every socket increment survived");
+}
+
+#[tokio::test]
+async fn s3_a_handler_that_destroys_the_session_destroys_it() {
+    let (bridge, _) = bridge_with_store();
+    let mut b = Browser::new();
+    http_count(&mut b, &bridge, "n").await;
+    http_count(&mut b, &bridge, "n").await;
+    let socket = bridge.bind_socket(&handshake(&b)).await.unwrap();
+    let sid = socket.session_id().unwrap();
+    let mut events = bridge.events();
+    socket
+        .with_session(async |ctx| ctx.destroy())
+        .await
+        .unwrap();
+    assert!(matches!(
+        events.try_next(),
+        Some(session_bridge::BridgeEvent::SessionDestroy { session_id, .. }) if session_id == sid
+    ));
+    assert_eq!(socket.session_id(), None);
+    assert_eq!(
+        http_count(&mut b, &bridge, "n").await,
+        1,
+        "next HTTP request starts anew"
+    );
+}
+
+#[tokio::test]
+async fn s3_unchanged_sessions_are_not_written() {
+    let (bridge, store) = bridge_with_store();
+    let mut b = Browser::new();
+    http_count(&mut b, &bridge, "n").await;
+    let socket = bridge.bind_socket(&handshake(&b)).await.unwrap();
+    let writes = store.writes();
+    let v: Option<Value> = socket
+        .with_session(async |ctx| ctx.session.get("n").cloned())
+        .await
+        .unwrap();
+    assert_eq!(v, Some(json!(1)));
+    assert_eq!(store.writes(), writes);
+}
+
+#[tokio::test]
+async fn s3_guard_style_commits_or_discards() {
+    let (bridge, _) = bridge_with_store();
+    let mut b = Browser::new();
+    http_count(&mut b, &bridge, "n").await;
+    let socket = bridge.bind_socket(&handshake(&b)).await.unwrap();
+    let mut guard = socket.lock().await.unwrap().expect("has a session");
+    guard.data.insert("n".into(), json!(10));
+    drop(guard); // discarded
+    let mut guard = socket.lock().await.unwrap().unwrap();
+    assert_eq!(guard.data["n"], 1);
+    guard.data.insert("n".into(), json!(5));
+    guard.commit().await.unwrap();
+    assert_eq!(http_count(&mut b, &bridge, "n").await, 6);
+}
+
+#[tokio::test]
+async fn s3_lock_entries_are_freed_10k_calls_on_1k_sessions() {
+    let (bridge, _) = bridge_with_store();
+    let mut sockets = Vec::new();
+    for _ in 0..1_000 {
+        let mut b = Browser::new();
+        http_count(&mut b, &bridge, "n").await;
+        sockets.push(bridge.bind_socket(&handshake(&b)).await.unwrap());
+    }
+    let calls = futures::future::join_all((0..10_000).map(|i| {
+        let s = sockets[i % 1_000].clone();
+        async move { ws_inc(&s, "w").await }
+    }))
+    .await;
+    assert!(calls.iter().all(Result::is_ok));
+    assert_eq!(bridge.active_locks(), 0);
+    let total: u64 = futures::future::join_all(
+        sockets
+            .iter()
+            .map(|s| s.with_session(async |ctx| ctx.get::<u64>("w").unwrap_or(0))),
+    )
+    .await
+    .into_iter()
+    .map(Result::unwrap)
+    .sum();
+    assert_eq!(total, 10_000);
+}
+
+#[tokio::test]
+async fn origin_a_foreign_origin_is_refused_and_an_allowed_one_accepted() {
+    let (bridge, _) = bridge_with_store();
+    let mut b = Browser::new();
+    http_count(&mut b, &bridge, "n").await;
+    let mut h = handshake(&b);
+    h.insert(
+        header::ORIGIN,
+        HeaderValue::from_static("http://evil.example"),
+    );
+    assert!(matches!(
+        bridge.bind_socket(&h).await,
+        Err(Error::ForbiddenOrigin)
+    ));
+    h.insert(
+        header::ORIGIN,
+        HeaderValue::from_static("http://localhost:3000"),
+    );
+    assert!(bridge.bind_socket(&h).await.is_ok());
+
+    let allowing = SessionBridge::builder()
+        .key("app.sid")
+        .keys([KEY_A])
+        .allowed_origins(["http://evil.example/"])
+        .build()
+        .unwrap();
+    h.insert(
+        header::ORIGIN,
+        HeaderValue::from_static("http://evil.example"),
+    );
+    assert!(allowing.bind_socket(&h).await.is_ok());
+}
+
+#[tokio::test]
+async fn s3_expired_session_is_missing_for_the_socket() {
+    let clock = ManualClock::new(0);
+    let bridge = SessionBridge::builder()
+        .key("app.sid")
+        .keys([KEY_A])
+        .clock(clock.clone())
+        .max_age(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let mut b = Browser::new();
+    http_count(&mut b, &bridge, "n").await;
+    let socket = bridge.bind_socket(&handshake(&b)).await.unwrap();
+    clock.advance(Duration::from_secs(3600));
+    assert!(matches!(
+        ws_inc(&socket, "n").await,
+        Err(Error::SessionMissing)
+    ));
+    assert_eq!(
+        socket.session_id(),
+        None,
+        "the mapping followed the destroy"
+    );
+}
