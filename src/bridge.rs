@@ -296,6 +296,13 @@ impl SessionBridge {
         self.engine.client_tag(client_id)
     }
 
+    /// The socket.io room that holds every socket of one browser, for emitting to it or
+    /// disconnecting it (`io.to(bridge.client_room(cid))`). Named by a keyed tag, so room
+    /// names (which adapters may log or publish) never reveal a client id.
+    pub fn client_room(&self, client_id: &str) -> String {
+        crate::socket_flow::client_room(&self.engine.client_tag(client_id))
+    }
+
     /// Number of sessions mapped to a client (observability; bounded by live sessions).
     pub fn mapped_sessions(&self) -> usize {
         self.engine.mapping.len()

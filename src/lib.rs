@@ -12,6 +12,7 @@ mod events;
 mod gateway;
 mod http_flow;
 mod id;
+pub mod integrations;
 mod locks;
 mod mapping;
 mod record;

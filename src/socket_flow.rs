@@ -13,6 +13,11 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::gateway::Loaded;
 use crate::id::IdTag;
+
+/// The room name of a client tag.
+pub(crate) fn client_room(tag: &IdTag) -> String {
+    format!("sb-client:{}", tag.as_str())
+}
 use crate::locks::SessionLock;
 use crate::session::Changes;
 
@@ -198,11 +203,13 @@ impl SocketSession {
             .and_then(|cid| self.engine.mapping.session_id(cid))
     }
 
-    /// A keyed, non-reversible room name for this browser's sockets (`None` when unbound).
-    pub fn room(&self) -> Option<IdTag> {
+    /// The room of this browser's sockets (`None` when unbound): named by a keyed,
+    /// non-reversible tag of the client id, never the id itself. See
+    /// [`SessionBridge::client_room`](crate::SessionBridge::client_room).
+    pub fn room(&self) -> Option<String> {
         self.client_id
             .as_deref()
-            .map(|cid| self.engine.client_tag(cid))
+            .map(|cid| client_room(&self.engine.client_tag(cid)))
     }
 
     /// S3: runs `handler` on the session under its lock; destroyed -> destroy, changed ->

@@ -1,0 +1,140 @@
+//! socketioxide glue (feature `socketioxide`): a connect middleware that binds each socket to
+//! its browser's session from the handshake cookies, and [`SocketSession`] as an extractor.
+//!
+//! ```no_run
+//! use session_bridge::{SessionBridge, SocketSession};
+//! use session_bridge::integrations::socketioxide::bind_session;
+//! use socketioxide::{SocketIo, extract::{AckSender, SocketRef}, handler::ConnectHandler};
+//! use serde_json::json;
+//!
+//! let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build().unwrap();
+//! let (layer, io) = SocketIo::builder().with_state(bridge.clone()).build_layer();
+//! io.ns("/", on_connect.with(bind_session));
+//!
+//! async fn on_connect(s: SocketRef) {
+//!     s.on("session:inc", async |session: SocketSession, ack: AckSender| {
+//!         let reply = session
+//!             .with_session_or(
+//!                 async |ctx| {
+//!                     let n = ctx.get::<u64>("wsCount").unwrap_or(0) + 1;
+//!                     ctx.session.insert("wsCount".into(), n.into());
+//!                     json!({ "ok": true, "sessionId": ctx.session_id, "session": ctx.session })
+//!                 },
+//!                 json!({ "ok": false, "error": "missing-session" }),
+//!             )
+//!             .await
+//!             .unwrap_or_else(|_| json!({ "ok": false, "error": "session-error" }));
+//!         ack.send(&reply).ok();
+//!     });
+//! }
+//! ```
+//!
+//! The handshake request is the only request socketioxide keeps (`Socket::req_parts`), so the
+//! cookies are read once, at connect; from then on the session is followed through the client
+//! mapping (SPEC S2), which is what makes a login over HTTP visible to an open socket.
+
+use std::sync::Arc;
+
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{SocketRef, State};
+use socketioxide::handler::{FromConnectParts, FromMessageParts, Value};
+use socketioxide::socket::Socket;
+
+use crate::{Error, SessionBridge, SocketSession};
+
+/// Why a handshake was refused; its text is what the client's `connect_error` shows, so it
+/// says nothing about internals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectRejection {
+    /// The page's `Origin` is neither same-origin nor allowed.
+    #[error("origin not allowed")]
+    ForbiddenOrigin,
+    /// The session store failed while binding (details are logged, not sent).
+    #[error("session unavailable")]
+    Unavailable,
+}
+
+/// Connect middleware (SPEC S1): checks the `Origin`, reads the handshake's cookies, binds the
+/// socket to its browser's session, joins the browser's room
+/// ([`SessionBridge::client_room`]) and stores the [`SocketSession`] in the socket's
+/// extensions. Never creates a client id or a session, never sets a cookie.
+///
+/// Needs the bridge as socketioxide state: `SocketIo::builder().with_state(bridge)`; mount
+/// with `io.ns("/", on_connect.with(bind_session))`.
+///
+/// # Errors
+/// A [`ConnectRejection`], which socketioxide sends to the client as `connect_error`.
+pub async fn bind_session<A: Adapter>(
+    s: SocketRef<A>,
+    State(bridge): State<SessionBridge>,
+) -> Result<(), ConnectRejection> {
+    let socket = match bridge.bind_socket(&s.req_parts().headers).await {
+        Ok(socket) => socket,
+        Err(Error::ForbiddenOrigin) => return Err(ConnectRejection::ForbiddenOrigin),
+        Err(err) => {
+            tracing::warn!(error = %err, "binding a socket to its session failed");
+            return Err(ConnectRejection::Unavailable);
+        }
+    };
+    if let Some(room) = socket.room() {
+        s.join(room);
+    }
+    s.extensions.insert(socket);
+    Ok(())
+}
+
+/// Disconnects every socket of one browser on this node's namespace `/` (after a logout, a
+/// ban, a `regenerate`).
+///
+/// # Errors
+/// The adapter's broadcast error.
+pub async fn disconnect_client<A: Adapter>(
+    io: &SocketIo<A>,
+    bridge: &SessionBridge,
+    client_id: &str,
+) -> Result<(), socketioxide::BroadcastError> {
+    io.to(bridge.client_room(client_id)).disconnect().await
+}
+
+/// Emits `event` with `data` to every socket of one browser.
+///
+/// # Errors
+/// The adapter's broadcast error.
+pub async fn emit_to_client<A: Adapter, T: serde::Serialize + ?Sized>(
+    io: &SocketIo<A>,
+    bridge: &SessionBridge,
+    client_id: &str,
+    event: &str,
+    data: &T,
+) -> Result<(), socketioxide::BroadcastError> {
+    io.to(bridge.client_room(client_id)).emit(event, data).await
+}
+
+/// The extractor found no binding: [`bind_session`] is not installed on this namespace.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("session-bridge: `bind_session` middleware is not installed on this namespace")]
+pub struct NotBound;
+
+fn bound<A: Adapter>(s: &Arc<Socket<A>>) -> Result<SocketSession, NotBound> {
+    s.extensions.get::<SocketSession>().ok_or(NotBound)
+}
+
+impl<A: Adapter> FromConnectParts<A> for SocketSession {
+    type Error = NotBound;
+    fn from_connect_parts(s: &Arc<Socket<A>>, _: &Option<Value>) -> Result<Self, NotBound> {
+        bound(s)
+    }
+}
+
+impl<A: Adapter> FromMessageParts<A> for SocketSession {
+    type Error = NotBound;
+    fn from_message_parts(
+        s: &Arc<Socket<A>>,
+        _: &mut Value,
+        _: &Option<i64>,
+    ) -> Result<Self, NotBound> {
+        bound(s)
+    }
+}
