@@ -1,4 +1,4 @@
-#![doc = include_str!("../README.md")]
+#![doc = include_str!("docs/crate.md")]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -36,3 +36,8 @@ pub use record::{RECORD_FORMAT, Record};
 pub use session::Session;
 pub use socket_flow::{OnMissing, SessionContext, SessionGuard, SocketSession};
 pub use store::{LiveStore, Store, SyncStore};
+
+// The README's code blocks are compiled and run as doc tests.
+#[cfg(all(doctest, feature = "socketioxide"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

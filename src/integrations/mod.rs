@@ -5,3 +5,7 @@
 #[cfg(feature = "socketioxide")]
 #[cfg_attr(docsrs, doc(cfg(feature = "socketioxide")))]
 pub mod socketioxide;
+
+#[cfg(feature = "poem")]
+#[cfg_attr(docsrs, doc(cfg(feature = "poem")))]
+pub mod poem;

@@ -1,0 +1,88 @@
+//! The seed README's Quick Start on poem: one session shared by HTTP routes and socket.io.
+//!
+//! ```sh
+//! npm ci --prefix examples && cargo run --example quick_start_poem --features poem
+//! ```
+//! then open http://127.0.0.1:3000/ (`PORT` changes the port; `EVENT_LOG=1` prints events).
+
+#[path = "shared/quick_start.rs"]
+mod shared;
+
+use poem::http::StatusCode;
+use poem::listener::TcpListener;
+use poem::web::{Html, Json};
+use poem::{EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler};
+use session_bridge::Session;
+use session_bridge::integrations::poem::{SessionMiddleware, SocketIoEndpoint};
+use socketioxide::SocketIo;
+
+/// A handler result: JSON, or an empty 500 when the session store fails.
+fn reply(result: session_bridge::Result<serde_json::Value>) -> Response {
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(err) => {
+            eprintln!("session error: {err}");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+#[handler]
+async fn api_session(req: &Request, session: Session) -> Response {
+    reply(shared::api_session(&session, shared::wants_reset(req.uri().query())).await)
+}
+
+#[handler]
+async fn api_read(session: Session) -> Response {
+    reply(shared::http_payload(&session).await)
+}
+
+#[handler]
+async fn api_user(req: &Request, session: Session) -> Response {
+    reply(shared::api_user(&session, req.uri().query()).await)
+}
+
+#[handler]
+fn plain() -> &'static str {
+    "plain: this route never touches the session"
+}
+
+#[handler]
+fn index() -> Html<&'static str> {
+    Html(shared::INDEX_HTML)
+}
+
+#[handler]
+fn socket_io_js() -> Response {
+    match shared::socket_io_client_js() {
+        Some(js) => Response::builder()
+            .content_type("application/javascript")
+            .body(js),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let bridge = shared::bridge();
+    shared::spawn_event_log(&bridge);
+    let (svc, io) = SocketIo::builder().with_state(bridge.clone()).build_svc();
+    shared::register_socket_handlers(&io);
+
+    let app = Route::new()
+        .at("/", get(index))
+        .at("/api/session", get(api_session))
+        .at("/api/read", get(api_read))
+        .at("/api/user", get(api_user))
+        .at("/plain", get(plain))
+        .with(SessionMiddleware::new(bridge));
+    // socket.io sits outside the session middleware: it reads cookies, never sets them.
+    let root = Route::new()
+        .at("/vendor/socket.io.min.js", get(socket_io_js))
+        .nest_no_strip("/socket.io", SocketIoEndpoint::new(svc))
+        .nest("/", app);
+
+    let addr = format!("127.0.0.1:{}", shared::port());
+    println!("quick_start_poem listening on http://{addr}");
+    Server::new(TcpListener::bind(addr)).run(root).await
+}
