@@ -46,9 +46,14 @@ pub enum Error {
         /// The configured limit (`max_session_bytes`).
         limit: usize,
     },
-    /// A value could not be turned into (or read from) JSON.
-    #[error("session value is not valid for JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    /// A value could not be turned into JSON, or a stored value is not of the requested type.
+    /// Only the kind of failure is kept: serde_json's own message quotes the offending
+    /// value, which may be session data.
+    #[error("session value does not convert to or from JSON ({kind} error)")]
+    Json {
+        /// `data` (wrong type or shape), `syntax`, `eof` or `io`.
+        kind: &'static str,
+    },
     /// An option of the builder is out of range (SPEC O2).
     #[error("invalid option `{option}`: {reason}")]
     InvalidOption {
@@ -81,6 +86,20 @@ pub enum Error {
         /// How many compare-and-set attempts were made.
         attempts: u32,
     },
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        Error::Json {
+            kind: match e.classify() {
+                Category::Io => "io",
+                Category::Syntax => "syntax",
+                Category::Data => "data",
+                Category::Eof => "eof",
+            },
+        }
+    }
 }
 
 impl Error {

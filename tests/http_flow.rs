@@ -791,3 +791,20 @@ fn st3_mapping_and_live_store_stay_bounded_without_cleanup() {
         assert!(w.store.inner.len() <= 2_000, "{}", w.store.inner.len());
     });
 }
+
+#[test]
+fn errors_never_quote_session_data() {
+    block_on(async {
+        let w = world();
+        let mut b = Browser::new();
+        let err = b
+            .request(&w.bridge, |s| async move {
+                s.insert("token", "secret-value-123").await.unwrap();
+                s.get::<u64>("token").await.unwrap_err()
+            })
+            .await
+            .value;
+        assert!(matches!(err, Error::Json { kind: "data" }), "{err:?}");
+        assert!(!format!("{err} {err:?}").contains("secret"), "{err}");
+    });
+}
