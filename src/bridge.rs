@@ -201,11 +201,11 @@ impl SessionBridge {
     }
 
     /// Turns periodic cleanup on (B3); `interval` defaults to `max_age / 4` clamped to
-    /// [1 minute, 1 day]. Returns `false` if it was already on. The cleanup itself runs in
+    /// [1 minute, 1 day], and a given one is clamped to [1 second, 1 day]. Returns `false` if it was already on. The cleanup itself runs in
     /// [`auto_cleanup_worker`](Self::auto_cleanup_worker), which the app spawns once.
     pub fn start_auto_cleanup(&self, interval: Option<Duration>) -> bool {
         let ms = interval
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1))
+            .map(|d| ms(d).clamp(1_000, DAY))
             .unwrap_or(self.engine.default_cleanup_interval);
         let c = &self.engine.cleanup;
         let was = c.interval_ms.swap(ms, Ordering::SeqCst);

@@ -228,7 +228,7 @@ mod tests {
     fn accept_key_matches_rfc_6455_example() {
         assert_eq!(
             super::accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kXtzT2GlWQzCPo="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 }

@@ -100,7 +100,9 @@ pub trait Store: Send + Sync + 'static {
 /// A synchronous store; every `SyncStore` is a [`Store`] through a blanket impl (SPEC ST1).
 ///
 /// Its methods run inline on the async task that calls them, so keep them fast (an in-memory
-/// map, a local file): a blocking network call here stalls the executor.
+/// map, a local file): a blocking network call here stalls the executor. With both traits in
+/// scope, `store.get(..)` is ambiguous: import only the one you call, or write
+/// `SyncStore::get(&store, ..)`.
 ///
 /// ```
 /// use session_bridge::{Error, Record, SyncStore};
