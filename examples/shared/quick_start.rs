@@ -142,7 +142,7 @@ async fn on_connect(s: SocketRef) {
                 .with_session_or(
                     async |ctx| {
                         ctx.destroy();
-                        json!({ "ok": true, "from": "ws:reset" })
+                        json!({ "ok": true })
                     },
                     missing(),
                 )

@@ -1,0 +1,98 @@
+//! The seed README's Quick Start on salvo: one session shared by HTTP routes and socket.io.
+//!
+//! ```sh
+//! npm ci --prefix examples && cargo run --example quick_start_salvo --features salvo
+//! ```
+//! then open http://127.0.0.1:3000/ (`PORT` changes the port; `EVENT_LOG=1` prints events).
+
+#[path = "shared/quick_start.rs"]
+mod shared;
+
+use salvo::http::HeaderValue;
+use salvo::http::header::CONTENT_TYPE;
+use salvo::prelude::*;
+use session_bridge::Session;
+use session_bridge::integrations::salvo::{SessionHandler, socket_io_hoop};
+use socketioxide::SocketIo;
+
+/// Writes a handler result: JSON, or an empty 500 when the session store fails.
+fn reply(res: &mut Response, result: session_bridge::Result<serde_json::Value>) {
+    match result {
+        Ok(body) => res.render(Json(body)),
+        Err(err) => {
+            eprintln!("session error: {err}");
+            res.status_code(StatusCode::INTERNAL_SERVER_ERROR);
+            res.body(Vec::new()); // empty, not unset: salvo's catcher would write a page
+        }
+    }
+}
+
+#[handler]
+async fn api_session(req: &mut Request, session: Session, res: &mut Response) {
+    let reset = shared::wants_reset(req.uri().query());
+    reply(res, shared::api_session(&session, reset).await);
+}
+
+#[handler]
+async fn api_read(session: Session, res: &mut Response) {
+    reply(res, shared::http_payload(&session).await);
+}
+
+#[handler]
+async fn api_user(req: &mut Request, session: Session, res: &mut Response) {
+    reply(res, shared::api_user(&session, req.uri().query()).await);
+}
+
+#[handler]
+async fn plain() -> &'static str {
+    "plain: this route never touches the session"
+}
+
+#[handler]
+async fn index() -> Text<&'static str> {
+    Text::Html(shared::INDEX_HTML)
+}
+
+#[handler]
+async fn socket_io_js(res: &mut Response) {
+    match shared::socket_io_client_js() {
+        Some(js) => {
+            res.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/javascript"),
+            );
+            res.body(js);
+        }
+        None => {
+            res.status_code(StatusCode::NOT_FOUND);
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> salvo::Result<()> {
+    let bridge = shared::bridge();
+    shared::spawn_event_log(&bridge);
+    let (layer, io) = SocketIo::builder().with_state(bridge.clone()).build_layer();
+    shared::register_socket_handlers(&io);
+
+    let app = Router::new()
+        .hoop(SessionHandler::new(bridge))
+        .get(index)
+        .push(Router::with_path("api/session").get(api_session))
+        .push(Router::with_path("api/read").get(api_read))
+        .push(Router::with_path("api/user").get(api_user))
+        .push(Router::with_path("plain").get(plain));
+    let root = Router::new()
+        .push(Router::with_path("vendor/socket.io.min.js").get(socket_io_js))
+        .push(app);
+    // socket.io is a service hoop: it answers before the router's session handler runs, so
+    // it reads cookies and never sets them.
+    let service = Service::new(root).hoop(socket_io_hoop(layer));
+
+    let addr = format!("127.0.0.1:{}", shared::port());
+    let acceptor = TcpListener::new(addr.clone()).try_bind().await?;
+    println!("quick_start_salvo listening on http://{addr}");
+    Server::new(acceptor).serve(service).await;
+    Ok(())
+}
