@@ -3,10 +3,8 @@
 //! A store keeps [`Record`]s by session id and knows nothing else: expiry rules, change detection,
 //! events and the client mapping live above it, in the gateway and the bridge. Write an async
 //! store by implementing [`Store`], or a synchronous one by implementing [`SyncStore`] (a blanket
-//! impl makes every `SyncStore` a `Store`). Either way, run [`testing::conformance`] on it
+//! impl makes every `SyncStore` a `Store`). Either way, run `testing::conformance` on it
 //! (feature `testing`).
-//!
-//! [`testing::conformance`]: crate::testing
 
 mod live;
 
