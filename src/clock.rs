@@ -65,7 +65,9 @@ pub struct ManualClock {
 #[derive(Debug, Default)]
 struct ManualInner {
     now: AtomicU64,
-    sleepers: Mutex<Vec<(u64, Waker)>>,
+    next_sleeper: AtomicU64,
+    /// (sleeper id, deadline, waker) of every pending sleep.
+    sleepers: Mutex<Vec<(u64, u64, Waker)>>,
 }
 
 impl ManualClock {
@@ -93,12 +95,13 @@ impl ManualClock {
         self.wake_due(now_ms);
     }
 
-    /// How many sleepers are waiting (lets a test know a background loop reached its sleep).
+    /// How many sleeps are pending (lets a test know a background loop reached its sleep).
+    /// A sleep counts once polled, until it completes or is dropped.
     pub fn sleepers(&self) -> usize {
         self.lock_sleepers().len()
     }
 
-    fn lock_sleepers(&self) -> std::sync::MutexGuard<'_, Vec<(u64, Waker)>> {
+    fn lock_sleepers(&self) -> std::sync::MutexGuard<'_, Vec<(u64, u64, Waker)>> {
         self.inner
             .sleepers
             .lock()
@@ -108,9 +111,10 @@ impl ManualClock {
     fn wake_due(&self, now: u64) {
         let due: Vec<Waker> = {
             let mut sleepers = self.lock_sleepers();
-            let (due, keep): (Vec<_>, Vec<_>) = sleepers.drain(..).partition(|(at, _)| *at <= now);
+            let (due, keep): (Vec<_>, Vec<_>) =
+                sleepers.drain(..).partition(|(_, at, _)| *at <= now);
             *sleepers = keep;
-            due.into_iter().map(|(_, w)| w).collect()
+            due.into_iter().map(|(_, _, w)| w).collect()
         };
         due.into_iter().for_each(Waker::wake);
     }
@@ -126,6 +130,7 @@ impl Clock for ManualClock {
             .now_ms()
             .saturating_add(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
         Box::pin(ManualSleep {
+            id: self.inner.next_sleeper.fetch_add(1, Ordering::Relaxed),
             clock: self.clone(),
             deadline,
         })
@@ -133,6 +138,7 @@ impl Clock for ManualClock {
 }
 
 struct ManualSleep {
+    id: u64,
     clock: ManualClock,
     deadline: u64,
 }
@@ -148,9 +154,19 @@ impl Future for ManualSleep {
         if self.clock.now_ms() >= self.deadline {
             return Poll::Ready(());
         }
-        sleepers.retain(|(_, w)| !w.will_wake(cx.waker()));
-        sleepers.push((self.deadline, cx.waker().clone()));
+        let id = self.id;
+        sleepers.retain(|(other, _, _)| *other != id);
+        sleepers.push((id, self.deadline, cx.waker().clone()));
         Poll::Pending
+    }
+}
+
+impl Drop for ManualSleep {
+    fn drop(&mut self) {
+        let id = self.id;
+        self.clock
+            .lock_sleepers()
+            .retain(|(other, _, _)| *other != id);
     }
 }
 
@@ -170,5 +186,16 @@ mod tests {
         clock.advance(Duration::from_millis(1));
         assert_eq!(clock.sleepers(), 0);
         assert!(sleep.now_or_never().is_some());
+    }
+
+    #[test]
+    fn a_dropped_sleep_is_no_longer_counted() {
+        let clock = ManualClock::new(0);
+        let mut sleep = clock.sleep(Duration::from_millis(100));
+        assert!((&mut sleep).now_or_never().is_none());
+        assert!((&mut sleep).now_or_never().is_none());
+        assert_eq!(clock.sleepers(), 1, "re-polling does not add a sleeper");
+        drop(sleep);
+        assert_eq!(clock.sleepers(), 0);
     }
 }

@@ -115,7 +115,18 @@ impl Engine {
     /// GW1 plus its consequences: an expired or corrupt record is destroyed and announced.
     pub(crate) async fn load(&self, sid: &str) -> LoadResult {
         match self.gateway.fetch(sid).await? {
-            Fetched::Missing => Ok(None),
+            Fetched::Missing => {
+                // Still mapped but gone from the store: it was destroyed behind the bridge's
+                // back (LiveStore's expiry sweep, another process, a TTL in Redis). Say so
+                // once (H7), so sockets and listeners do not wait for a session that is dead.
+                if let Some(cid) = self.mapping.detach(sid) {
+                    self.events.publish(BridgeEvent::SessionDestroy {
+                        client_id: Some(cid),
+                        session_id: sid.to_owned(),
+                    });
+                }
+                Ok(None)
+            }
             Fetched::Live(loaded) => Ok(Some(loaded)),
             Fetched::Expired => {
                 self.announce_destroy(sid);
@@ -297,15 +308,8 @@ impl Engine {
                 Ok(Some(loaded)) => {
                     self.mapping.touch(&sid, loaded.record.expires_at);
                 }
-                Ok(None) => {
-                    // Swept silently by the store (LiveStore) or gone: it died by expiry.
-                    if let Some(cid) = self.mapping.detach(&sid) {
-                        self.events.publish(BridgeEvent::SessionDestroy {
-                            client_id: Some(cid),
-                            session_id: sid,
-                        });
-                    }
-                }
+                // Gone: `load` has already detached and announced it.
+                Ok(None) => {}
                 Err(err) => tracing::debug!(error = %err, "retiring an expired mapping failed"),
             }
         }

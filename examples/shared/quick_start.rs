@@ -104,11 +104,16 @@ async fn increment(session: &SocketSession, delay: Duration) -> Value {
 }
 
 /// The socket.io side: every socket is bound by `bind_session`, then answers the events.
+///
+/// Middlewares run last-added first: `bind_session`, then `register_events`. The events are
+/// registered in a middleware, not in the connect handler, because socketioxide 0.18 sends
+/// CONNECT before it runs the connect handler: a client that emits on `connect` could beat
+/// handlers registered there, and its event would be dropped without an ack.
 pub fn register_socket_handlers(io: &SocketIo) {
-    io.ns("/", on_connect.with(bind_session));
+    io.ns("/", (async || {}).with(register_events).with(bind_session));
 }
 
-async fn on_connect(s: SocketRef) {
+async fn register_events(s: SocketRef) -> Result<(), std::convert::Infallible> {
     s.on(
         "session:get",
         async |session: SocketSession, ack: AckSender| {
@@ -151,6 +156,7 @@ async fn on_connect(s: SocketRef) {
             ack.send(&reply).ok();
         },
     );
+    Ok(())
 }
 
 /// With `EVENT_LOG=1`, prints every bridge event as one JSON line on stdout.

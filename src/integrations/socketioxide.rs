@@ -9,9 +9,10 @@
 //!
 //! let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build().unwrap();
 //! let (layer, io) = SocketIo::builder().with_state(bridge.clone()).build_layer();
-//! io.ns("/", on_connect.with(bind_session));
+//! // Middlewares run last-added first: bind_session, then register_events.
+//! io.ns("/", (async || {}).with(register_events).with(bind_session));
 //!
-//! async fn on_connect(s: SocketRef) {
+//! async fn register_events(s: SocketRef) -> Result<(), std::convert::Infallible> {
 //!     s.on("session:inc", async |session: SocketSession, ack: AckSender| {
 //!         let reply = session
 //!             .with_session_or(
@@ -26,8 +27,14 @@
 //!             .unwrap_or_else(|_| json!({ "ok": false, "error": "session-error" }));
 //!         ack.send(&reply).ok();
 //!     });
+//!     Ok(())
 //! }
 //! ```
+//!
+//! Register event handlers in a middleware placed after `bind_session`, as above, rather than
+//! in the connect handler: socketioxide 0.18 sends CONNECT to the client before it runs the
+//! connect handler, so a client that emits as soon as it is connected can beat handlers
+//! registered there, and that event is dropped without an ack.
 //!
 //! The handshake request is the only request socketioxide keeps (`Socket::req_parts`), so the
 //! cookies are read once, at connect; from then on the session is followed through the client
@@ -62,7 +69,8 @@ pub enum ConnectRejection {
 /// extensions. Never creates a client id or a session, never sets a cookie.
 ///
 /// Needs the bridge as socketioxide state: `SocketIo::builder().with_state(bridge)`; mount
-/// with `io.ns("/", on_connect.with(bind_session))`.
+/// with `io.ns("/", (async || {}).with(register_events).with(bind_session))`, where
+/// `register_events` is your middleware that calls `s.on(..)` (see the module docs).
 ///
 /// # Errors
 /// A [`ConnectRejection`], which socketioxide sends to the client as `connect_error`.

@@ -1,0 +1,509 @@
+// End-to-end scenarios for a server that speaks the seed README's Quick Start protocol, driven
+// over real TCP by Node's built-in `fetch` (the HTTP side) and the real `socket.io-client`
+// (the socket side), once per transport: websocket only, polling only, and polling then
+// upgrade to websocket.
+//
+//   node quick_start_scenario.mjs http://127.0.0.1:3000
+//
+// It prints one line per check and exits non-zero at the first failure. Every await is
+// bounded (STEP_TIMEOUT_MS), and so is the whole run (RUN_TIMEOUT_MS), so it never hangs.
+//
+// It relies on the protocol only, so it runs against any server that implements it (the
+// in-process hyper server of tests/socketio_e2e.rs, the poem and salvo examples):
+// - cookies: session cookie `app.sid`, client cookie `app.sid.cid` (the Quick Start's `key`
+//   and the default `clientKey`);
+// - `GET /api/session`: sets `createdAt` once, `httpCount += 1`, answers
+//   `{ ok, clientId, sessionId, session }`; `GET /api/session?reset=1` destroys the session
+//   and answers `{ ok: true, from: "http:reset" }`;
+// - `GET /api/read`: the same JSON, session unchanged; `GET /plain`: never touches the session;
+// - socket.io events, each with an ack: `session:get` -> `{ ok: true, sessionId, session }`;
+//   `session:inc` -> `wsCount += 1`, same payload; `session:reset` -> session destroyed,
+//   `{ ok: true }`; `session:inc-slow (delayMs)` -> like inc, waiting delayMs inside the
+//   session handler; a socket without a session gets `{ ok: false, error: "missing-session" }`;
+// - a handshake whose `Origin` is foreign is refused: `connect_error` "origin not allowed".
+//
+// Scenarios (SPEC ids from SPEC.md), each run on every transport:
+// 1. socket and HTTP see each other's writes, same sessionId, no bookkeeping fields in the
+//    session (S1, S2, S3, H2, H4, H7);
+// 2. a socket connected before the session existed (client cookie only, from `/plain`) gets
+//    missing-session, then sees the session HTTP creates, then the NEW one after an HTTP
+//    reset; the engine.io handshake sets no cookie (S1, S2, S5, H1, H4);
+// 3. a socket without cookies gets missing-session for every event and never gets a
+//    session; HTTP is unaffected (S4, S5);
+// 4. 2 sockets of one browser x 100 concurrent `session:inc` = wsCount exactly +200, each
+//    increment saw a distinct count (S3);
+// 5. no lost update: HTTP `/api/session` requests run back to back (at least 20, and until
+//    the socket's ack arrives) while `session:inc-slow` 300 ms holds the session; every
+//    increment of both sides is kept (S3, H4);
+// 6. `session:reset` over the socket destroys the session; HTTP ignores the dead cookie
+//    and the next `/api/session` starts a new session, which the socket then sees
+//    (S2, S3, H2 d, H4);
+// 7. a foreign `Origin` is refused with `connect_error` "origin not allowed" (S1).
+//
+// The HTTP requests run one after the other within a browser on purpose: like koa-session,
+// two overlapping requests of one browser that write the same key are last-writer-wins
+// (the per-session lock serialises socket handlers and commits, not HTTP read-modify-write).
+
+import { isDeepStrictEqual } from "node:util";
+import { io } from "socket.io-client";
+
+const STEP_TIMEOUT_MS = 5_000;
+const RUN_TIMEOUT_MS = 50_000;
+const SESSION_COOKIE = "app.sid";
+const CLIENT_COOKIE = "app.sid.cid";
+const FOREIGN_ORIGIN = "http://evil.example";
+const MISSING = { ok: false, error: "missing-session" };
+const SESSION_KEYS = new Set(["createdAt", "httpCount", "wsCount"]);
+
+const TRANSPORTS = [
+  { name: "websocket", transports: ["websocket"], upgrade: false, final: "websocket" },
+  { name: "polling", transports: ["polling"], upgrade: false, final: "polling" },
+  { name: "polling+upgrade", transports: ["polling", "websocket"], upgrade: true, final: "websocket" },
+];
+
+class CheckFailed extends Error {}
+
+const show = (v) => JSON.stringify(v);
+
+/** Rejects when `promise` has not settled within `ms`. */
+function within(promise, what, ms = STEP_TIMEOUT_MS) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new CheckFailed(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A browser: a cookie jar following `Set-Cookie`, sending it back on every request. */
+class Browser {
+  constructor(base) {
+    this.base = base;
+    this.jar = new Map();
+  }
+
+  cookie() {
+    return [...this.jar].map(([name, value]) => `${name}=${value}`).join("; ");
+  }
+
+  /** Applies `Set-Cookie` lines to the jar; returns the names they set or cleared. */
+  absorb(lines) {
+    const names = [];
+    for (const line of lines) {
+      const [pair, ...attrs] = line.split(";");
+      const eq = pair.indexOf("=");
+      if (eq < 0) continue;
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      const expired = attrs.some((a) => {
+        const [k, v = ""] = a.split("=").map((s) => s.trim());
+        if (/^max-age$/i.test(k)) return Number(v) <= 0;
+        if (/^expires$/i.test(k)) return Date.parse(v) <= Date.now();
+        return false;
+      });
+      if (expired || value === "") this.jar.delete(name);
+      else this.jar.set(name, value);
+      names.push(name);
+    }
+    return names;
+  }
+
+  /** GET `path` with the jar; `{ status, setCookies, body }` (body parsed as JSON when it is). */
+  async get(path) {
+    const headers = this.jar.size ? { cookie: this.cookie() } : {};
+    const res = await within(
+      fetch(new URL(path, this.base), { headers, redirect: "manual" }),
+      `GET ${path}`,
+    ).catch((err) => {
+      if (err instanceof CheckFailed) throw err;
+      const cause = err?.cause?.code ?? err?.cause?.message ?? "";
+      throw new CheckFailed(`GET ${path}: ${err.message}${cause ? ` (${cause})` : ""}`);
+    });
+    const text = await within(res.text(), `body of GET ${path}`);
+    const setCookies = this.absorb(res.headers.getSetCookie());
+    let body = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // not JSON: kept as text
+    }
+    return { status: res.status, setCookies, body };
+  }
+}
+
+/** One scenario run on one transport: prints its checks, owns its sockets. */
+class Run {
+  constructor(base, transport) {
+    this.base = base;
+    this.origin = new URL(base).origin;
+    this.t = transport;
+    this.sockets = [];
+    this.checks = 0;
+  }
+
+  pass(label) {
+    this.checks += 1;
+    console.log(`ok   [${this.t.name}] ${label}`);
+  }
+
+  ok(label, cond, detail = "") {
+    if (!cond) throw new CheckFailed(`${label}${detail ? `: ${detail}` : ""}`);
+    this.pass(label);
+  }
+
+  eq(label, actual, expected) {
+    this.ok(label, isDeepStrictEqual(actual, expected), `expected ${show(expected)}, got ${show(actual)}`);
+  }
+
+  browser() {
+    return new Browser(this.base);
+  }
+
+  /** `GET path` that must answer 200 with a JSON object; returns that object. */
+  async json(b, path) {
+    const res = await b.get(path);
+    if (res.status !== 200 || typeof res.body !== "object" || res.body === null) {
+      throw new CheckFailed(`GET ${path}: expected 200 with a JSON object, got ${res.status} ${show(res.body)}`);
+    }
+    return res.body;
+  }
+
+  /** `GET /api/session` answering `ok: true`. */
+  async touch(b) {
+    const r = await this.json(b, "/api/session");
+    if (r.ok !== true || typeof r.sessionId !== "string") {
+      throw new CheckFailed(`GET /api/session: expected ok and a sessionId, got ${show(r)}`);
+    }
+    return r;
+  }
+
+  /**
+   * A socket.io connection with `cookie` (none when empty) and `origin` (default: the server's,
+   * i.e. same origin). Resolves once connected (and, for the upgrade transport, upgraded);
+   * rejects on `connect_error` with `err.connectError` set.
+   */
+  connect({ cookie = "", origin = this.origin } = {}) {
+    const extraHeaders = {};
+    if (cookie) extraHeaders.cookie = cookie;
+    if (origin) extraHeaders.origin = origin;
+    const socket = io(this.base, {
+      transports: this.t.transports,
+      upgrade: this.t.upgrade,
+      forceNew: true,
+      reconnection: false,
+      timeout: STEP_TIMEOUT_MS,
+      extraHeaders,
+    });
+    this.sockets.push(socket);
+    const ready = new Promise((resolve, reject) => {
+      let connected = false;
+      let upgraded = !this.t.upgrade;
+      const settle = () => connected && upgraded && resolve(socket);
+      socket.io.engine.on("upgrade", () => {
+        upgraded = true;
+        settle();
+      });
+      socket.on("connect", () => {
+        connected = true;
+        if (socket.io.engine.transport.name === "websocket") upgraded = true;
+        settle();
+      });
+      socket.on("connect_error", (err) => {
+        const e = new CheckFailed(`connect_error: ${err.message}`);
+        e.connectError = err;
+        reject(e);
+      });
+    });
+    return within(ready, `${this.t.name} connect${this.t.upgrade ? " and upgrade" : ""}`);
+  }
+
+  /** A connected socket on the expected transport. */
+  async socket(opts) {
+    const s = await this.connect(opts);
+    this.eq("socket connected on the expected transport", s.io.engine.transport.name, this.t.final);
+    return s;
+  }
+
+  /** Emits `event` with `args` and an ack; the ack's value. */
+  async ask(socket, event, ...args) {
+    try {
+      return await within(
+        socket.timeout(STEP_TIMEOUT_MS).emitWithAck(event, ...args),
+        `ack of ${event}`,
+        STEP_TIMEOUT_MS + 1_000,
+      );
+    } catch (err) {
+      throw new CheckFailed(`${event}: no ack (${err.message})`);
+    }
+  }
+
+  close() {
+    for (const s of this.sockets) s.disconnect();
+    this.sockets = [];
+  }
+}
+
+function onlyKnownKeys(session) {
+  return Object.keys(session ?? {}).every((k) => SESSION_KEYS.has(k));
+}
+
+// -- scenarios --------------------------------------------------------------------------
+
+async function sharedBothWays(r) {
+  const b = r.browser();
+  const first = await r.touch(b);
+  r.eq("HTTP creates the session: httpCount", first.session.httpCount, 1);
+  r.ok("HTTP sets createdAt", Number.isFinite(first.session.createdAt), show(first.session));
+  r.ok("HTTP reports the clientId", typeof first.clientId === "string" && first.clientId.length > 0);
+  r.ok("the browser holds both cookies", b.jar.has(SESSION_COOKIE) && b.jar.has(CLIENT_COOKIE), show([...b.jar.keys()]));
+
+  const s = await r.socket({ cookie: b.cookie() });
+  const got = await r.ask(s, "session:get");
+  r.eq("S1/S2: session:get ok", got.ok, true);
+  r.eq("S2: socket sessionId equals HTTP sessionId", got.sessionId, first.sessionId);
+  r.eq("socket sees httpCount written by HTTP", got.session?.httpCount, 1);
+  r.eq("socket sees createdAt written by HTTP", got.session?.createdAt, first.session.createdAt);
+
+  const inc = await r.ask(s, "session:inc");
+  r.eq("S3: session:inc counts wsCount", inc.session?.wsCount, 1);
+  r.eq("session:inc keeps the sessionId", inc.sessionId, first.sessionId);
+
+  const read = await r.json(b, "/api/read");
+  r.eq("HTTP /api/read sees wsCount written by the socket", read.session?.wsCount, 1);
+  r.eq("HTTP /api/read: same sessionId", read.sessionId, first.sessionId);
+  r.eq("HTTP /api/read changes nothing: httpCount", read.session?.httpCount, 1);
+
+  const second = await r.touch(b);
+  r.eq("HTTP keeps the socket's write: wsCount", second.session.wsCount, 1);
+  r.eq("HTTP counts on: httpCount", second.session.httpCount, 2);
+  r.eq("createdAt is set once", second.session.createdAt, first.session.createdAt);
+  r.eq("same clientId on every request", second.clientId, first.clientId);
+  const again = await r.ask(s, "session:get");
+  r.eq("the open socket sees the later HTTP write", again.session?.httpCount, 2);
+  r.ok("H7: no bookkeeping fields in the session", onlyKnownKeys(again.session), show(again.session));
+}
+
+async function connectedBeforeSession(r) {
+  const b = r.browser();
+  const plain = await b.get("/plain");
+  r.eq("GET /plain answers 200", plain.status, 200);
+  r.ok("H1: /plain sets the client cookie", plain.setCookies.includes(CLIENT_COOKIE), show(plain.setCookies));
+  r.ok("H3: /plain sets no session cookie", !plain.setCookies.includes(SESSION_COOKIE), show(plain.setCookies));
+
+  const handshake = await within(
+    fetch(new URL("/socket.io/?EIO=4&transport=polling", r.base), {
+      headers: { cookie: b.cookie(), origin: r.origin },
+    }),
+    "engine.io polling handshake",
+  );
+  const open = await within(handshake.text(), "engine.io handshake body");
+  r.eq("engine.io handshake answers 200", handshake.status, 200);
+  r.eq("S1: the engine.io handshake sets no cookie", handshake.headers.getSetCookie(), []);
+  // Close that engine.io session at once (a "1" close packet) instead of leaving it to time out.
+  const eioSid = JSON.parse(open.slice(1)).sid;
+  const closed = await within(
+    fetch(new URL(`/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(eioSid)}`, r.base), {
+      method: "POST",
+      headers: { "content-type": "text/plain;charset=UTF-8", origin: r.origin },
+      body: "1",
+    }),
+    "engine.io close packet",
+  );
+  await within(closed.text(), "engine.io close answer");
+  r.eq("the engine.io session closes", closed.status, 200);
+
+  const s = await r.socket({ cookie: b.cookie() });
+  r.eq("S5: no session yet: session:get", await r.ask(s, "session:get"), MISSING);
+  r.eq("S5: no session yet: session:inc", await r.ask(s, "session:inc"), MISSING);
+
+  const created = await r.touch(b);
+  r.eq("HTTP creates the session", created.session.httpCount, 1);
+  const seen = await r.ask(s, "session:get");
+  r.eq("S2: the open socket sees the session created later", seen.sessionId, created.sessionId);
+  r.eq("S2: ... with its data", seen.session?.httpCount, 1);
+  r.eq("the missing-session inc wrote nothing", seen.session?.wsCount, undefined);
+
+  const reset = await r.json(b, "/api/session?reset=1");
+  r.eq("HTTP reset answers", reset, { ok: true, from: "http:reset" });
+  r.ok("H4: HTTP reset clears the session cookie", !b.jar.has(SESSION_COOKIE), show([...b.jar.keys()]));
+  r.eq("S2: the open socket sees the destroy", await r.ask(s, "session:get"), MISSING);
+
+  const renewed = await r.touch(b);
+  r.ok("a new session after the reset", renewed.sessionId !== created.sessionId, renewed.sessionId);
+  r.eq("the new session starts over", renewed.session.httpCount, 1);
+  const seenNew = await r.ask(s, "session:get");
+  r.eq("S2: the open socket sees the NEW session id", seenNew.sessionId, renewed.sessionId);
+}
+
+async function withoutCookies(r) {
+  const s = await r.socket({ cookie: "" });
+  r.eq("S4: session:get without cookies", await r.ask(s, "session:get"), MISSING);
+  r.eq("S4: session:inc without cookies", await r.ask(s, "session:inc"), MISSING);
+  r.eq("S4: session:inc-slow without cookies", await r.ask(s, "session:inc-slow", 10), MISSING);
+  r.eq("S4: session:reset without cookies", await r.ask(s, "session:reset"), MISSING);
+  r.eq("S5: still no session for this socket", await r.ask(s, "session:get"), MISSING);
+
+  const b = r.browser();
+  const read = await r.json(b, "/api/read");
+  r.ok("HTTP: a new browser has no session", read.sessionId == null, show(read));
+  r.eq("HTTP: ... and empty session data", read.session ?? {}, {});
+  const created = await r.touch(b);
+  r.eq("HTTP still works independently: httpCount", created.session.httpCount, 1);
+  r.eq("HTTP session untouched by the socket: wsCount", created.session.wsCount, undefined);
+}
+
+async function concurrentIncrements(r) {
+  const PER_SOCKET = 100;
+  const b = r.browser();
+  const created = await r.touch(b);
+  const s1 = await r.socket({ cookie: b.cookie() });
+  const s2 = await r.socket({ cookie: b.cookie() });
+
+  const pending = [];
+  for (let i = 0; i < PER_SOCKET; i++) {
+    pending.push(r.ask(s1, "session:inc"), r.ask(s2, "session:inc"));
+  }
+  const acks = await Promise.all(pending);
+  const total = 2 * PER_SOCKET;
+  r.ok(`all ${total} acks ok`, acks.every((a) => a.ok === true && a.sessionId === created.sessionId), show(acks.find((a) => a.ok !== true || a.sessionId !== created.sessionId)));
+  const counts = acks.map((a) => a.session?.wsCount).sort((x, y) => x - y);
+  const expected = Array.from({ length: total }, (_, i) => i + 1);
+  const repeated = counts.filter((c, i) => i > 0 && c === counts[i - 1]);
+  r.ok(
+    `S3: the ${total} increments saw the distinct counts 1..${total}`,
+    isDeepStrictEqual(counts, expected),
+    `${new Set(counts).size} distinct counts, max ${counts.at(-1)}, repeated: ${show([...new Set(repeated)].slice(0, 20))}`,
+  );
+  const after = await r.ask(s1, "session:get");
+  r.eq(`S3: wsCount is exactly +${total}`, after.session?.wsCount, total);
+  const read = await r.json(b, "/api/read");
+  r.eq("HTTP sees the same wsCount", read.session?.wsCount, total);
+  r.eq("httpCount untouched", read.session?.httpCount, 1);
+}
+
+async function noLostUpdate(r) {
+  const MIN_HTTP = 20;
+  const MAX_HTTP = 1_000;
+  const DELAY_MS = 300;
+  const b = r.browser();
+  const before = await r.touch(b);
+  const s = await r.socket({ cookie: b.cookie() });
+  const w0 = (await r.ask(s, "session:get")).session?.wsCount ?? 0;
+
+  let acked = false;
+  const slow = r.ask(s, "session:inc-slow", DELAY_MS).finally(() => {
+    acked = true;
+  });
+  slow.catch(() => {}); // awaited below; this only avoids an unhandled rejection meanwhile
+  let requests = 0;
+  let duringSlow = 0;
+  let lastHttp = before.session.httpCount;
+  while (requests < MIN_HTTP || !acked) {
+    if (requests >= MAX_HTTP) throw new CheckFailed(`session:inc-slow not acked after ${MAX_HTTP} HTTP requests`);
+    const res = await r.touch(b);
+    requests += 1;
+    if (!acked) duringSlow += 1;
+    if (res.session.httpCount !== lastHttp + 1) {
+      throw new CheckFailed(`HTTP request ${requests}: httpCount ${res.session.httpCount}, expected ${lastHttp + 1}`);
+    }
+    lastHttp = res.session.httpCount;
+  }
+  const slowAck = await slow;
+  r.pass(`${requests} HTTP requests, ${duringSlow} of them answered while session:inc-slow (${DELAY_MS} ms) was pending`);
+  r.eq("session:inc-slow ok", slowAck.ok, true);
+  r.eq("session:inc-slow counted once", slowAck.session?.wsCount, w0 + 1);
+
+  const read = await r.json(b, "/api/read");
+  r.eq("H4: every HTTP increment kept", read.session?.httpCount, before.session.httpCount + requests);
+  r.eq("S3: the socket's increment kept", read.session?.wsCount, w0 + 1);
+  const got = await r.ask(s, "session:get");
+  r.eq("the socket sees the same totals", [got.session?.httpCount, got.session?.wsCount], [read.session?.httpCount, read.session?.wsCount]);
+}
+
+async function socketReset(r) {
+  const b = r.browser();
+  const first = await r.touch(b);
+  await r.touch(b);
+  const s = await r.socket({ cookie: b.cookie() });
+  r.eq("session:inc before the reset", (await r.ask(s, "session:inc")).session?.wsCount, 1);
+  r.eq("S3: session:reset acks", await r.ask(s, "session:reset"), { ok: true });
+  r.eq("the socket's session is gone", await r.ask(s, "session:get"), MISSING);
+
+  const read = await r.json(b, "/api/read");
+  r.ok("H2 d: HTTP ignores the dead session cookie", read.sessionId == null, show(read));
+  r.eq("H2 d: ... and sees no data", read.session ?? {}, {});
+  const next = await r.touch(b);
+  r.ok("H4: the next /api/session starts a new session", next.sessionId !== first.sessionId, next.sessionId);
+  r.eq("the new session starts at httpCount 1", next.session.httpCount, 1);
+  r.eq("the new session has no wsCount", next.session.wsCount, undefined);
+  const seen = await r.ask(s, "session:get");
+  r.eq("S2: the open socket follows to the new session", seen.sessionId, next.sessionId);
+}
+
+async function foreignOrigin(r) {
+  const b = r.browser();
+  await r.touch(b);
+  let refused;
+  try {
+    await r.connect({ cookie: b.cookie(), origin: FOREIGN_ORIGIN });
+  } catch (err) {
+    if (!err.connectError) throw err;
+    refused = err.connectError;
+  }
+  r.ok(`S1: a handshake from ${FOREIGN_ORIGIN} is refused`, refused !== undefined, "it connected");
+  r.eq("connect_error message", refused.message, "origin not allowed");
+  const same = await r.socket({ cookie: b.cookie() });
+  r.eq("the same browser from its own origin is accepted", (await r.ask(same, "session:get")).ok, true);
+}
+
+const SCENARIOS = [
+  ["socket and HTTP see each other's writes (S1 S2 S3 H2 H4 H7)", sharedBothWays],
+  ["socket connected before the session existed (S1 S2 S5 H1 H4)", connectedBeforeSession],
+  ["socket without cookies (S4 S5)", withoutCookies],
+  ["2 sockets x 100 concurrent session:inc (S3)", concurrentIncrements],
+  ["no lost update between HTTP and session:inc-slow (S3 H4)", noLostUpdate],
+  ["session:reset over the socket (S2 S3 H2 H4)", socketReset],
+  ["foreign Origin refused (S1)", foreignOrigin],
+];
+
+// -- main -------------------------------------------------------------------------------
+
+function fail(message) {
+  console.log(`FAIL ${message}`);
+  process.exit(1);
+}
+
+async function main() {
+  const arg = process.argv[2];
+  let base;
+  try {
+    base = new URL(arg).href;
+  } catch {
+    fail(`usage: node quick_start_scenario.mjs <baseUrl>  (got ${show(arg)})`);
+  }
+  setTimeout(() => fail(`the whole run exceeded ${RUN_TIMEOUT_MS} ms`), RUN_TIMEOUT_MS).unref();
+  process.on("unhandledRejection", (err) => fail(`unhandled rejection: ${err?.stack ?? err}`));
+
+  const started = Date.now();
+  let checks = 0;
+  for (const transport of TRANSPORTS) {
+    for (const [title, scenario] of SCENARIOS) {
+      console.log(`---- [${transport.name}] ${title}`);
+      const run = new Run(base, transport);
+      const t0 = Date.now();
+      try {
+        await scenario(run);
+      } catch (err) {
+        run.close();
+        const why = err instanceof CheckFailed ? err.message : err?.stack ?? String(err);
+        fail(`[${transport.name}] ${title}: ${why}`);
+      }
+      run.close();
+      checks += run.checks;
+      console.log(`     (${Date.now() - t0} ms)`);
+    }
+  }
+  console.log(`PASS ${checks} checks, ${SCENARIOS.length} scenarios x ${TRANSPORTS.length} transports in ${Date.now() - started} ms`);
+  process.exit(0);
+}
+
+await main();
