@@ -108,3 +108,26 @@ Feature: Gateway — expiry, change detection, destroy and cleanup over the stor
     And Dave's client id is mapped to Dave's session id
     When Dave sends a request that increments n
     Then n is 2
+
+  @ST3 @H7
+  Scenario: Sessions swept silently by the store are still announced destroyed, each once
+    LiveStore sweeps up to 8 expired records on every write, which may be more than the
+    bridge retires per write; a session found gone later is announced when it is looked up.
+    Given Alice has a session holding n = 1
+    And Bob has a session holding n = 1
+    And Carol has a session holding n = 1
+    And the events so far are ignored
+    When the clock advances by 1 day
+    And Dave sends a request that sets n to 1
+    And Carol sends a request that increments n
+    And Alice sends a request that increments n
+    And Bob sends a request that increments n
+    Then the bridge emitted, in any order:
+      | event          | client | session          | is_new | is_init |
+      | SessionSet     | Dave   | Dave             | true   | true    |
+      | SessionDestroy | Alice  | Alice (previous) |        |         |
+      | SessionDestroy | Bob    | Bob (previous)   |        |         |
+      | SessionDestroy | Carol  | Carol (previous) |        |         |
+      | SessionSet     | Carol  | Carol            | true   | true    |
+      | SessionSet     | Alice  | Alice            | true   | true    |
+      | SessionSet     | Bob    | Bob              | true   | true    |
