@@ -169,24 +169,29 @@ pub fn spawn_event_log(bridge: &SessionBridge) {
         use futures::StreamExt;
         while let Some(event) = events.next().await {
             let t = SystemClock.now_ms();
+            // Written field by field to keep the documented order (`t`, `event`, ...).
+            let s = |v: &Option<String>| Value::from(v.clone());
             let line = match event {
                 BridgeEvent::SessionSet {
                     client_id,
                     session_id,
                     is_new,
                     is_init,
-                } => json!({
-                    "t": t, "event": "sessionSet", "clientId": client_id,
-                    "sessionId": session_id, "isNew": is_new, "isInit": is_init,
-                }),
+                } => format!(
+                    r#"{{"t":{t},"event":"sessionSet","clientId":{},"sessionId":{},"isNew":{is_new},"isInit":{is_init}}}"#,
+                    s(&client_id),
+                    Value::from(session_id)
+                ),
                 BridgeEvent::SessionDestroy {
                     client_id,
                     session_id,
-                } => json!({
-                    "t": t, "event": "sessionDestroy", "clientId": client_id, "sessionId": session_id,
-                }),
+                } => format!(
+                    r#"{{"t":{t},"event":"sessionDestroy","clientId":{},"sessionId":{}}}"#,
+                    s(&client_id),
+                    Value::from(session_id)
+                ),
                 BridgeEvent::Cleanup(cleared) => {
-                    json!({ "t": t, "event": "cleanup", "cleared": cleared })
+                    format!(r#"{{"t":{t},"event":"cleanup","cleared":{cleared}}}"#)
                 }
                 _ => continue,
             };
