@@ -144,3 +144,134 @@ impl Gateway {
         Ok(cleared)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::{LiveStore, SyncStore};
+    use futures::executor::block_on;
+
+    fn gateway(clock: &ManualClock, store: &LiveStore) -> Gateway {
+        Gateway {
+            store: Arc::new(store.clone()),
+            clock: Arc::new(clock.clone()),
+            default_ttl: 1_000,
+            max_session_bytes: 64,
+            tag_key: vec![1; 32],
+        }
+    }
+
+    fn obj(text: &str) -> Map<String, Value> {
+        match serde_json::from_str(text) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn gw1_expiry_is_inclusive_and_destroys() {
+        let clock = ManualClock::new(0);
+        let store = LiveStore::with_clock(clock.clone());
+        let g = gateway(&clock, &store);
+        block_on(async {
+            assert!(matches!(
+                g.write("s", &obj(r#"{"a":1}"#), None, None, false).await,
+                Ok(Written::Stored { .. })
+            ));
+            clock.set(999);
+            assert!(matches!(g.fetch("s").await, Ok(Fetched::Live(_))));
+            clock.set(1_000);
+            assert!(matches!(g.fetch("s").await, Ok(Fetched::Expired)));
+            assert!(matches!(g.fetch("s").await, Ok(Fetched::Missing)));
+        });
+    }
+
+    #[test]
+    fn gw1_a_non_object_session_is_destroyed_and_reported_by_tag() {
+        let clock = ManualClock::new(0);
+        let store = LiveStore::with_clock(clock.clone());
+        let g = gateway(&clock, &store);
+        store
+            .set("secret-sid", Record::new("[1,2]", 10, 10))
+            .unwrap();
+        block_on(async {
+            match g.fetch("secret-sid").await {
+                Ok(Fetched::Corrupt(err)) => assert!(!err.to_string().contains("secret")),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(store.len(), 0);
+        });
+    }
+
+    #[test]
+    fn gw2_unchanged_text_writes_nothing_unless_refreshed() {
+        let clock = ManualClock::new(0);
+        let store = LiveStore::with_clock(clock.clone());
+        let g = gateway(&clock, &store);
+        block_on(async {
+            let data = obj(r#"{"a":1}"#);
+            let Ok(Written::Stored {
+                record,
+                data_changed: true,
+            }) = g.write("s", &data, None, None, false).await
+            else {
+                panic!("create");
+            };
+            assert!(matches!(
+                g.write("s", &data, Some(&record), None, false).await,
+                Ok(Written::Unchanged)
+            ));
+            clock.set(500);
+            match g.write("s", &data, Some(&record), None, true).await {
+                Ok(Written::Stored {
+                    record: r2,
+                    data_changed: false,
+                }) => {
+                    assert_eq!(r2.expires_at, 1_500);
+                    assert_eq!(r2.version, record.version + 1);
+                }
+                other => panic!("{other:?}"),
+            }
+            // A writer holding the old version is refused (R1).
+            assert!(matches!(
+                g.write("s", &obj(r#"{"a":2}"#), Some(&record), None, false)
+                    .await,
+                Ok(Written::Conflict)
+            ));
+        });
+    }
+
+    #[test]
+    fn x3_over_the_limit_is_refused_before_any_write() {
+        let clock = ManualClock::new(0);
+        let store = LiveStore::with_clock(clock.clone());
+        let g = gateway(&clock, &store);
+        let big = obj(&format!(r#"{{"a":"{}"}}"#, "x".repeat(100)));
+        block_on(async {
+            assert!(matches!(
+                g.write("s", &big, None, None, false).await,
+                Err(Error::SessionTooLarge { limit: 64, .. })
+            ));
+        });
+        assert!(store.is_empty());
+    }
+
+    #[test]
+    fn gw4_sweep_returns_only_expired_ids() {
+        let clock = ManualClock::new(0);
+        let store = LiveStore::with_clock(clock.clone());
+        let g = gateway(&clock, &store);
+        block_on(async {
+            g.write("old", &obj("{}"), None, Some(10), true)
+                .await
+                .unwrap();
+            g.write("new", &obj("{}"), None, Some(10_000), true)
+                .await
+                .unwrap();
+            clock.set(10);
+            assert_eq!(g.sweep_expired().await.unwrap(), vec!["old".to_owned()]);
+        });
+        assert_eq!(store.len(), 1);
+    }
+}

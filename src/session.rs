@@ -416,3 +416,50 @@ impl std::fmt::Debug for Session {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Session>();
+        assert_send_sync::<crate::RequestContext>();
+        assert_send_sync::<crate::SocketSession>();
+        assert_send_sync::<crate::SessionBridge>();
+    }
+
+    #[test]
+    fn diff_then_apply_merges_onto_a_fresher_record() {
+        let before = obj(json!({"a": 1, "b": 1, "gone": true}));
+        let after = obj(json!({"a": 2, "b": 1, "new": "x"}));
+        let changes = Changes::diff(&before, &after);
+        assert_eq!(changes.keys.len(), 3);
+        // Someone else changed `b` and added `c` meanwhile: both survive.
+        let mut fresh = obj(json!({"a": 1, "b": 5, "c": 7, "gone": true}));
+        changes.apply(&after, &mut fresh);
+        assert_eq!(fresh, obj(json!({"a": 2, "b": 5, "c": 7, "new": "x"})));
+        assert!(Changes::diff(&after, &after).is_empty());
+    }
+
+    #[test]
+    fn a_replacement_wins_whole() {
+        let ours = obj(json!({"only": 1}));
+        let changes = Changes {
+            replaced: true,
+            keys: BTreeMap::new(),
+        };
+        let mut fresh = obj(json!({"other": 2}));
+        changes.apply(&ours, &mut fresh);
+        assert_eq!(fresh, ours);
+    }
+}
