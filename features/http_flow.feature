@@ -187,10 +187,11 @@ Feature: HTTP flow — one session per browser, carried by two signed cookies
     And Alice's client id is mapped to Alice's session id
     And Alice's previous client id is not mapped
     And the store holds no record for Alice's previous session id
+    # The new record is written before the old one is destroyed, so a failure loses nothing.
     And the bridge emitted exactly:
       | event          | client           | session          | is_new | is_init |
-      | SessionDestroy | Alice (previous) | Alice (previous) |        |         |
       | SessionSet     | Alice            | Alice            | true   | true    |
+      | SessionDestroy | Alice (previous) | Alice (previous) |        |         |
     When Alice sends a request that increments n
     Then n is 2
     When Eve sends a request that increments n

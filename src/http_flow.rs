@@ -91,13 +91,15 @@ impl RequestContext {
             return Ok(()); // H3: never touched
         }
 
-        // Destroyed (or regenerated away from) sessions go first.
-        let mut cleared = false;
-        for sid in &st.destroy {
-            let _lock = engine.lock(sid).await;
-            engine.destroy(sid).await?;
-            cleared = true;
-        }
+        // Sessions ended by `destroy` or left by `regenerate`. A regenerated session's new
+        // record is created before the old one goes, so a failed create loses nothing.
+        let destroy_old = async || -> Result<bool> {
+            for sid in &st.destroy {
+                let _lock = engine.lock(sid).await;
+                engine.destroy(sid).await?;
+            }
+            Ok(!st.destroy.is_empty())
+        };
 
         let session_cookie = |max_age: Option<u64>| -> String {
             let sid = st.sid.as_deref().unwrap_or_default();
@@ -111,6 +113,7 @@ impl RequestContext {
             // New session: stored only when non-empty (H4).
             (Some(sid), None) if !st.data.is_empty() => {
                 let created = engine.create(&cid, sid, &st.data, st.max_age).await?;
+                destroy_old().await?;
                 append_set_cookie(headers, &session_cookie(Some(created.record.ttl)));
             }
             (Some(sid), Some(base)) => {
@@ -150,8 +153,11 @@ impl RequestContext {
                 }
             }
             // Destroyed and not replaced by a new non-empty session: clear the cookie.
-            _ if cleared => append_set_cookie(headers, &clear_cookie()),
-            _ => {}
+            _ => {
+                if destroy_old().await? {
+                    append_set_cookie(headers, &clear_cookie());
+                }
+            }
         }
         Ok(())
     }

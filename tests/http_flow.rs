@@ -808,3 +808,25 @@ fn errors_never_quote_session_data() {
         assert!(!format!("{err} {err:?}").contains("secret"), "{err}");
     });
 }
+
+#[test]
+fn h5_a_regenerate_whose_new_record_is_refused_loses_nothing() {
+    block_on(async {
+        let w = world_with(|b| b.max_session_bytes(64));
+        let mut b = Browser::new();
+        count(&mut b, &w.bridge).await;
+        let err = b
+            .try_request(&w.bridge, |s| async move {
+                s.regenerate().await.unwrap();
+                s.insert("blob", "x".repeat(100)).await.unwrap();
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::SessionTooLarge { .. }));
+        assert_eq!(
+            count(&mut b, &w.bridge).await,
+            2,
+            "the old session is intact"
+        );
+    });
+}
