@@ -96,6 +96,11 @@ pub async fn bind_session<A: Adapter>(
 /// Disconnects every socket of one browser on this node's namespace `/` (after a logout, a
 /// ban, a `regenerate`).
 ///
+/// After [`Session::regenerate`](crate::Session::regenerate) the browser has a new client id
+/// (SPEC H8) while its open sockets keep the old one, so they no longer find the session:
+/// disconnect them by the *old* client id and the browser's client reconnects with the new
+/// cookies.
+///
 /// # Errors
 /// The adapter's broadcast error.
 pub async fn disconnect_client<A: Adapter>(
