@@ -64,6 +64,9 @@ fn socket_io_js() -> Response {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    use poem::listener::{Acceptor, Listener};
+    use std::io::Write;
+
     let bridge = shared::bridge();
     shared::spawn_event_log(&bridge);
     let (svc, io) = SocketIo::builder().with_state(bridge.clone()).build_svc();
@@ -82,7 +85,17 @@ async fn main() -> std::io::Result<()> {
         .nest_no_strip("/socket.io", SocketIoEndpoint::new(svc))
         .nest("/", app);
 
-    let addr = format!("127.0.0.1:{}", shared::port());
+    // `PORT=0` binds an ephemeral port: print the address really bound, flushed, so a test
+    // that reads this first line knows where to connect.
+    let acceptor = TcpListener::bind(format!("127.0.0.1:{}", shared::port()))
+        .into_acceptor()
+        .await?;
+    let addr = acceptor
+        .local_addr()
+        .into_iter()
+        .find_map(|local| local.as_socket_addr().copied())
+        .ok_or_else(|| std::io::Error::other("the listener has no socket address"))?;
     println!("quick_start_poem listening on http://{addr}");
-    Server::new(TcpListener::bind(addr)).run(root).await
+    std::io::stdout().flush()?;
+    Server::new_with_acceptor(acceptor).run(root).await
 }

@@ -71,6 +71,8 @@ async fn socket_io_js(res: &mut Response) {
 
 #[tokio::main]
 async fn main() -> salvo::Result<()> {
+    use std::io::Write;
+
     let bridge = shared::bridge();
     shared::spawn_event_log(&bridge);
     let (layer, io) = SocketIo::builder().with_state(bridge.clone()).build_layer();
@@ -90,9 +92,14 @@ async fn main() -> salvo::Result<()> {
     // it reads cookies and never sets them.
     let service = Service::new(root).hoop(socket_io_hoop(layer));
 
-    let addr = format!("127.0.0.1:{}", shared::port());
-    let acceptor = TcpListener::new(addr.clone()).try_bind().await?;
+    // `PORT=0` binds an ephemeral port: print the address really bound, flushed, so a test
+    // that reads this first line knows where to connect.
+    let acceptor = TcpListener::new(format!("127.0.0.1:{}", shared::port()))
+        .try_bind()
+        .await?;
+    let addr = acceptor.local_addr()?;
     println!("quick_start_salvo listening on http://{addr}");
+    std::io::stdout().flush()?;
     Server::new(acceptor).serve(service).await;
     Ok(())
 }

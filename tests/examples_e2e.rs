@@ -1,0 +1,576 @@
+//! The poem and salvo quick starts, run as the real example binaries and tested from outside:
+//! the same black-box scenario against both, so the two glues are proven equal.
+//!
+//! For each of `quick_start_poem` and `quick_start_salvo` (built by `cargo test --all-features`,
+//! which builds the examples whose required features are on), the test
+//! 1. starts the binary with `PORT=0 EVENT_LOG=1` and reads the address it really bound from
+//!    its first stdout line;
+//! 2. runs `tests/e2e/quick_start_scenario.mjs` (the real Node `socket.io-client`: websocket,
+//!    polling, polling then upgrade; the checks of `tests/socketio_e2e.rs`) against it;
+//! 3. runs `tests/e2e/browser.mjs`: Debian's headless Chromium clicks through the demo page
+//!    (HTTP and socket.io panels sharing one session, reset, a new session) and leaves a
+//!    screenshot in `tests/output/browser-<poem|salvo>.png`;
+//! 4. checks the `EVENT_LOG` lines: one JSON object per line with the seed's field names in the
+//!    documented order (`t`, `event`, ...), at least one `sessionSet` with `isNew` and `isInit`,
+//!    at least one `sessionDestroy`, and no session destroyed before it was set or destroyed
+//!    twice (H4, H6, H7).
+//!
+//! The binary is killed at the end, also when a check fails.
+//!
+//! Needs Node 20+ and npm (the test runs `npm ci` in `tests/e2e` and `examples` when their
+//! `node_modules` are missing) and `/usr/bin/chromium`; it fails, never skips, without them:
+//! `bash .ci/setup` installs them. The two examples run one after the other.
+#![cfg(all(feature = "poem", feature = "salvo"))]
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// From spawn to the "listening on" line.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(20);
+/// The scenario bounds itself to 50 s, the browser script to 60 s; these only guard against a
+/// stuck node.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(55);
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(65);
+const NPM_CI_TIMEOUT: Duration = Duration::from_secs(180);
+/// For the event log to show the events that the scenarios caused.
+const EVENTS_TIMEOUT: Duration = Duration::from_secs(5);
+const POLL: Duration = Duration::from_millis(20);
+
+/// The examples run one after the other, and `npm ci` runs once at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    // A failed test poisons the lock; the next one can still run.
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+// -- the example binaries ----------------------------------------------------------------
+
+/// `target/<profile>/examples/<name>`, next to this test's `target/<profile>/deps/`.
+fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| panic!("unexpected test binary location {}", exe.display()));
+    let bin = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "the example binary {} is missing: run `cargo test --all-features` (it builds the \
+         examples whose required features are on; `cargo test --test examples_e2e` alone does not)",
+        bin.display()
+    );
+    check_fresh(&bin);
+    bin
+}
+
+/// Fails when a source of the example binary `bin` changed after `bin` was built but before
+/// this test was: the build that made this test skipped the examples (`cargo test --test
+/// examples_e2e` does), and testing the stale binary would pass or fail for code that is no
+/// longer there. A source changed after this test was built (an edit during the run) only
+/// gets a warning: the test binary itself is no fresher. The sources are those of cargo's
+/// dep-info file next to the binary (`<bin>.d`: the example's and the crate's files).
+fn check_fresh(bin: &Path) {
+    let (Some(built), Ok(dep_info)) = (
+        modified(bin),
+        std::fs::read_to_string(bin.with_extension("d")),
+    ) else {
+        return;
+    };
+    let test_built = std::env::current_exe().ok().and_then(|exe| modified(&exe));
+    let Some((_, sources)) = dep_info.split_once(": ") else {
+        return;
+    };
+    let sources = sources.replace("\\ ", "\0");
+    for source in sources.split_whitespace() {
+        let source = PathBuf::from(source.replace('\0', " "));
+        let Some(changed) = modified(&source).filter(|m| *m > built) else {
+            continue;
+        };
+        if test_built.is_some_and(|t| changed <= t) {
+            panic!(
+                "the example binary {} is older than {}: run `cargo test --all-features` (it \
+                 rebuilds the examples; `cargo test --test examples_e2e` alone does not)",
+                bin.display(),
+                source.display()
+            );
+        }
+        println!(
+            "---- warning: {} changed after {} and this test were built; testing the build",
+            source.display(),
+            bin.display()
+        );
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// A running example; dropping it kills the process (also when a check panics).
+struct Example {
+    name: &'static str,
+    child: Child,
+    /// Every stdout line, the "listening on" line first.
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Example {
+    /// Starts `name` with `PORT=0 EVENT_LOG=1`; returns it and its base URL.
+    fn start(name: &'static str) -> (Self, String) {
+        let bin = example_binary(name);
+        let mut child = Command::new(&bin)
+            .current_dir(root())
+            .env("PORT", "0")
+            .env("EVENT_LOG", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", bin.display()));
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (first_tx, first_rx) = mpsc::channel();
+        let out = child.stdout.take().expect("piped stdout");
+        let lines = Arc::clone(&stdout);
+        let stdout_reader = thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let first = {
+                    let mut lines = lines.lock().unwrap_or_else(PoisonError::into_inner);
+                    lines.push(line.clone());
+                    lines.len() == 1
+                };
+                if first {
+                    first_tx.send(line).ok();
+                }
+            }
+        });
+        let err = child.stderr.take().expect("piped stderr");
+        let stderr_reader = spawn_collector(err, Arc::clone(&stderr));
+        let example = Example {
+            name,
+            child,
+            stdout,
+            stderr,
+            readers: vec![stdout_reader, stderr_reader],
+        };
+        let url = example.listening_url(&first_rx);
+        (example, url)
+    }
+
+    /// The URL of the first stdout line, `<name> listening on http://127.0.0.1:<port>`.
+    fn listening_url(&self, first: &Receiver<String>) -> String {
+        let line = match first.recv_timeout(LISTEN_TIMEOUT) {
+            Ok(line) => line,
+            Err(err) => panic!(
+                "{} printed no \"listening on\" line within {LISTEN_TIMEOUT:?} ({err}); stderr:\n{}",
+                self.name,
+                self.stderr()
+            ),
+        };
+        let prefix = format!("{} listening on http://127.0.0.1:", self.name);
+        let port = line
+            .strip_prefix(&prefix)
+            .and_then(|port| port.parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("{}: unexpected first stdout line {line:?}", self.name));
+        assert_ne!(
+            port, 0,
+            "{}: printed the requested port, not the bound one",
+            self.name
+        );
+        format!("http://127.0.0.1:{port}")
+    }
+
+    fn stdout_lines(&self) -> Vec<String> {
+        self.stdout
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Panics when the process has exited.
+    fn assert_running(&mut self, after: &str) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "{} exited ({status}) during {after}; stderr:\n{}",
+                self.name,
+                self.stderr()
+            );
+        }
+    }
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+        // The pipes are closed now: the readers see EOF.
+        for reader in self.readers.drain(..) {
+            reader.join().ok();
+        }
+    }
+}
+
+fn spawn_collector(
+    mut pipe: impl Read + Send + 'static,
+    into: Arc<Mutex<String>>,
+) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            into.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    })
+}
+
+// -- node and npm --------------------------------------------------------------------------
+
+struct Finished {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `cmd` to completion within `limit` (killed and a panic past it); panics with a clear
+/// message when the program is missing.
+fn run(cmd: &mut Command, what: &str, limit: Duration) -> Finished {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| {
+            panic!(
+                "cannot run {what}: {err}. This test needs Node.js 20+ and npm on PATH \
+                 (`bash .ci/setup` installs the rest)"
+            )
+        });
+    let stdout = Arc::new(Mutex::new(String::new()));
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let readers = [
+        spawn_collector(child.stdout.take().expect("piped"), Arc::clone(&stdout)),
+        spawn_collector(child.stderr.take().expect("piped"), Arc::clone(&stderr)),
+    ];
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => thread::sleep(POLL),
+            Ok(None) => {
+                child.kill().ok();
+                child.wait().ok();
+                for reader in readers {
+                    reader.join().ok();
+                }
+                panic!(
+                    "{what} did not finish within {limit:?} (killed); its output:\n{}\n{}",
+                    stdout.lock().unwrap_or_else(PoisonError::into_inner),
+                    stderr.lock().unwrap_or_else(PoisonError::into_inner)
+                );
+            }
+            Err(err) => panic!("waiting for {what}: {err}"),
+        }
+    };
+    for reader in readers {
+        reader.join().ok();
+    }
+    let take = |s: &Arc<Mutex<String>>| s.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    Finished {
+        status,
+        stdout: take(&stdout),
+        stderr: take(&stderr),
+    }
+}
+
+fn print_output(what: &str, output: &Finished) {
+    println!("---- {what}: {}", output.status);
+    print!("{}", output.stdout);
+    if !output.stderr.trim().is_empty() {
+        println!("---- {what} stderr");
+        print!("{}", output.stderr);
+    }
+}
+
+/// `npm ci --prefix <dir>` when one of `markers` (paths under `dir`) is missing.
+fn ensure_node_modules(dir: &str, markers: &[&str]) {
+    let path = root().join(dir);
+    if markers.iter().all(|m| path.join(m).exists()) {
+        return;
+    }
+    let what = format!("npm ci --prefix {dir}");
+    let output = run(
+        Command::new("npm")
+            .args(["ci", "--prefix"])
+            .arg(&path)
+            .args(["--no-audit", "--no-fund"]),
+        &what,
+        NPM_CI_TIMEOUT,
+    );
+    print_output(&what, &output);
+    assert!(output.status.success(), "{what} failed: {}", output.status);
+}
+
+fn require_tools() {
+    assert!(
+        Path::new(CHROMIUM).is_file(),
+        "{CHROMIUM} is missing: the browser test drives Debian's chromium; run `bash .ci/setup` \
+         (as root: it installs chromium and the npm packages the tests need)"
+    );
+    ensure_node_modules(
+        "tests/e2e",
+        &[
+            "node_modules/socket.io-client/package.json",
+            "node_modules/playwright-core/package.json",
+        ],
+    );
+    ensure_node_modules(
+        "examples",
+        &["node_modules/socket.io-client/dist/socket.io.min.js"],
+    );
+}
+
+// -- the event log -------------------------------------------------------------------------
+
+/// The JSON objects of the event log (every stdout line after the first); panics on a line
+/// that is not one.
+fn parse_events(name: &str, lines: &[String]) -> Vec<serde_json::Map<String, Value>> {
+    lines
+        .iter()
+        .skip(1)
+        .map(|line| match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(event)) => {
+                check_field_order(name, line, &event);
+                event
+            }
+            _ => panic!("{name}: an EVENT_LOG line is not a one-line JSON object: {line:?}"),
+        })
+        .collect()
+}
+
+/// The fields of an event, in their documented order; none for an unknown `event`.
+fn documented_fields(event: &serde_json::Map<String, Value>) -> Option<&'static [&'static str]> {
+    match event.get("event").and_then(Value::as_str)? {
+        "sessionSet" => Some(&["t", "event", "clientId", "sessionId", "isNew", "isInit"]),
+        "sessionDestroy" => Some(&["t", "event", "clientId", "sessionId"]),
+        _ => None,
+    }
+}
+
+/// The line writes its fields in the documented order (`t`, `event`, ...). Ids and flags
+/// never contain a quote, so a key's first occurrence in the line is the key itself.
+fn check_field_order(name: &str, line: &str, event: &serde_json::Map<String, Value>) {
+    let Some(fields) = documented_fields(event) else {
+        return; // reported by check_events
+    };
+    let positions: Vec<Option<usize>> = fields
+        .iter()
+        .map(|field| line.find(&format!("\"{field}\":")))
+        .collect();
+    assert!(
+        line.starts_with("{\"t\":") && positions.windows(2).all(|w| w[0] < w[1]),
+        "{name}: an EVENT_LOG line does not keep the documented field order {fields:?}: {line}"
+    );
+}
+
+fn is_new_session(event: &serde_json::Map<String, Value>) -> bool {
+    event["event"] == "sessionSet" && event["isNew"] == true && event["isInit"] == true
+}
+
+/// Each event has `t` and the seed's field names with the right types; the set/destroy
+/// history is consistent.
+fn check_events(name: &str, events: &[serde_json::Map<String, Value>]) {
+    let mut set = HashSet::new();
+    let mut destroyed = HashSet::new();
+    for event in events {
+        let show = Value::Object(event.clone());
+        let has = |field: &str, ok: fn(&Value) -> bool| {
+            assert!(
+                event.get(field).is_some_and(ok),
+                "{name}: event without a valid `{field}`: {show}"
+            );
+        };
+        has("t", |v| v.as_u64().is_some_and(|t| t > 0));
+        let Some(fields) = documented_fields(event) else {
+            panic!("{name}: unexpected `event` in {show}");
+        };
+        if event["event"] == "sessionSet" {
+            has("isNew", Value::is_boolean);
+            has("isInit", Value::is_boolean);
+        }
+        has("sessionId", |v| v.as_str().is_some_and(|s| !s.is_empty()));
+        has("clientId", |v| {
+            v.is_null() || v.as_str().is_some_and(|s| !s.is_empty())
+        });
+        let mut keys: Vec<&str> = event.keys().map(String::as_str).collect();
+        let mut expected = fields.to_vec();
+        keys.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(keys, expected, "{name}: the fields of {show}");
+
+        let sid = event["sessionId"].as_str().unwrap_or_default().to_owned();
+        if event["event"] == "sessionSet" {
+            assert!(
+                !destroyed.contains(&sid),
+                "{name}: H7: a destroyed session is set again: {show}"
+            );
+            set.insert(sid);
+        } else {
+            assert!(
+                set.contains(&sid),
+                "{name}: H7: a session destroyed before any sessionSet announced it: {show}"
+            );
+            assert!(
+                destroyed.insert(sid),
+                "{name}: H7: a session announced destroyed twice: {show}"
+            );
+        }
+    }
+}
+
+/// Polls the example's event log until it shows a new session and a destroy, bounded.
+fn wait_for_events(example: &Example) -> Vec<serde_json::Map<String, Value>> {
+    let deadline = Instant::now() + EVENTS_TIMEOUT;
+    loop {
+        let events = parse_events(example.name, &example.stdout_lines());
+        let new = events.iter().filter(|e| is_new_session(e)).count();
+        let destroys = events
+            .iter()
+            .filter(|e| e["event"] == "sessionDestroy")
+            .count();
+        if new > 0 && destroys > 0 {
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: after {EVENTS_TIMEOUT:?} the EVENT_LOG shows {new} sessionSet with isNew and \
+             isInit and {destroys} sessionDestroy, expected at least one of each ({} lines)",
+            example.name,
+            events.len()
+        );
+        thread::sleep(POLL);
+    }
+}
+
+// -- the test --------------------------------------------------------------------------------
+
+fn quick_start_end_to_end(name: &'static str, short: &str) {
+    let _serial = serial();
+    require_tools();
+    let started = Instant::now();
+    let (mut example, url) = Example::start(name);
+    println!("---- {name} listening on {url}");
+    let e2e = root().join("tests").join("e2e");
+
+    let what = format!("node tests/e2e/quick_start_scenario.mjs ({name})");
+    let scenario_started = Instant::now();
+    let output = run(
+        Command::new("node")
+            .arg(e2e.join("quick_start_scenario.mjs"))
+            .arg(&url)
+            .current_dir(&e2e),
+        &what,
+        SCENARIO_TIMEOUT,
+    );
+    print_output(&what, &output);
+    println!("---- {what} took {:?}", scenario_started.elapsed());
+    assert!(
+        output.status.success(),
+        "{what} failed ({}); its output is printed above",
+        output.status
+    );
+    example.assert_running("the scenario");
+
+    let screenshot = root()
+        .join("tests")
+        .join("output")
+        .join(format!("browser-{short}.png"));
+    if screenshot.exists() {
+        std::fs::remove_file(&screenshot)
+            .unwrap_or_else(|err| panic!("cannot remove the old {}: {err}", screenshot.display()));
+    }
+    let what = format!("node tests/e2e/browser.mjs ({name})");
+    let browser_started = Instant::now();
+    let output = run(
+        Command::new("node")
+            .arg(e2e.join("browser.mjs"))
+            .arg(&url)
+            .arg(&screenshot)
+            .current_dir(&e2e),
+        &what,
+        BROWSER_TIMEOUT,
+    );
+    print_output(&what, &output);
+    println!("---- {what} took {:?}", browser_started.elapsed());
+    assert!(
+        output.status.success(),
+        "{what} failed ({}); its output is printed above, the page is in {}",
+        output.status,
+        screenshot.display()
+    );
+    let size = std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size > 0,
+        "{what} passed but left no screenshot at {}",
+        screenshot.display()
+    );
+    println!("---- screenshot {} ({size} bytes)", screenshot.display());
+    example.assert_running("the browser test");
+
+    let events = wait_for_events(&example);
+    check_events(name, &events);
+    println!(
+        "---- {name}: {} EVENT_LOG lines, all valid; {} new sessions, {} destroyed",
+        events.len(),
+        events.iter().filter(|e| is_new_session(e)).count(),
+        events
+            .iter()
+            .filter(|e| e["event"] == "sessionDestroy")
+            .count()
+    );
+    let stderr = example.stderr();
+    if !stderr.trim().is_empty() {
+        println!("---- {name} stderr\n{stderr}");
+    }
+    drop(example);
+    println!("---- {name}: everything took {:?}", started.elapsed());
+}
+
+#[test]
+fn quick_start_poem_end_to_end() {
+    quick_start_end_to_end("quick_start_poem", "poem");
+}
+
+#[test]
+fn quick_start_salvo_end_to_end() {
+    quick_start_end_to_end("quick_start_salvo", "salvo");
+}
