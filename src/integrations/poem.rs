@@ -224,6 +224,95 @@ where
 
 #[cfg(test)]
 mod tests {
+    use poem::{EndpointExt, handler, http::header::SET_COOKIE};
+
+    use super::*;
+    use crate::{Error, Record, SyncStore};
+
+    /// A store whose every call fails, to reach the 500 path.
+    struct Down;
+    impl SyncStore for Down {
+        fn get(&self, _: &str) -> crate::Result<Option<Record>> {
+            Err(Error::store("get", "down"))
+        }
+        fn set(&self, _: &str, _: Record) -> crate::Result<bool> {
+            Err(Error::store("set", "down"))
+        }
+        fn destroy(&self, _: &str) -> crate::Result<bool> {
+            Err(Error::store("destroy", "down"))
+        }
+    }
+
+    #[handler]
+    async fn write(session: Session) -> &'static str {
+        // The store error surfaces here too; the handler ignores it on purpose, so that the
+        // commit is what fails.
+        let _ = session.insert("n", 1).await;
+        "handler body with internals"
+    }
+
+    #[handler]
+    async fn write_ok(session: Session) -> &'static str {
+        let _ = session.insert("n", 1).await;
+        "ok"
+    }
+
+    fn call<E: Endpoint>(ep: E) -> Response {
+        let req = Request::builder().finish();
+        match futures::executor::block_on(ep.call(req)) {
+            Ok(output) => output.into_response(),
+            Err(err) => err.into_response(),
+        }
+    }
+
+    #[test]
+    fn commit_sets_both_cookies() {
+        let bridge = SessionBridge::builder()
+            .key("app.sid")
+            .keys([[7u8; 32]])
+            .build()
+            .unwrap();
+        let res = call(write_ok.with(SessionMiddleware::new(bridge)));
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers().get_all(SET_COOKIE).iter().count(), 2);
+    }
+
+    #[test]
+    fn a_failed_commit_is_an_empty_500_without_cookies() {
+        let bridge = SessionBridge::builder()
+            .key("app.sid")
+            .keys([[7u8; 32]])
+            .max_session_bytes(4)
+            .build()
+            .unwrap();
+        let res = call(write.with(SessionMiddleware::new(bridge)));
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(res.headers().get(SET_COOKIE).is_none());
+        let body = futures::executor::block_on(res.into_body().into_vec()).unwrap();
+        assert!(body.is_empty());
+    }
+
+    #[test]
+    fn a_store_outage_is_an_empty_500() {
+        let bridge = SessionBridge::builder()
+            .key("app.sid")
+            .keys([[7u8; 32]])
+            .store(Down)
+            .build()
+            .unwrap();
+        // A new session's first write needs no read; its create fails at commit.
+        let res = call(write.with(SessionMiddleware::new(bridge)));
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = futures::executor::block_on(res.into_body().into_vec()).unwrap();
+        assert!(body.is_empty());
+    }
+
+    #[test]
+    fn the_extractor_without_the_middleware_is_a_500_not_a_panic() {
+        let res = call(write_ok);
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
     #[test]
     fn accept_key_matches_rfc_6455_example() {
         assert_eq!(
