@@ -33,21 +33,32 @@ const SIG_LEN: usize = 43;
 /// assert_eq!(format!("{:?}", Key::generate()), "Key(..)");
 /// ```
 #[derive(Clone)]
-pub struct Key(Vec<u8>);
+pub struct Key {
+    bytes: Vec<u8>,
+    /// HMAC state with the key already absorbed: cloning it skips the key setup (two SHA-256
+    /// blocks) on every signature.
+    keyed: HmacSha256,
+}
 
 impl Key {
     /// A random 32-byte key. Cookies signed with it die with the process: prefer fixed keys.
     pub fn generate() -> Self {
-        Key(crate::id::random_bytes::<32>().to_vec())
+        Self::from_bytes(crate::id::random_bytes::<32>().to_vec())
+    }
+
+    fn from_bytes(bytes: Vec<u8>) -> Self {
+        // HMAC accepts keys of any length, so this never fails; keep a total function anyway.
+        let keyed = HmacSha256::new_from_slice(&bytes)
+            .unwrap_or_else(|_| HmacSha256::new(&Default::default()));
+        Self { bytes, keyed }
     }
 
     pub(crate) fn bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 
     fn mac(&self) -> HmacSha256 {
-        // HMAC accepts keys of any length, so this never fails; keep a total function anyway.
-        HmacSha256::new_from_slice(&self.0).unwrap_or_else(|_| HmacSha256::new(&Default::default()))
+        self.keyed.clone()
     }
 }
 
@@ -69,7 +80,7 @@ impl TryFrom<&[u8]> for Key {
                 ),
             ));
         }
-        Ok(Key(bytes.to_vec()))
+        Ok(Key::from_bytes(bytes.to_vec()))
     }
 }
 
