@@ -9,16 +9,58 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A boxed, sendable future, as returned by [`Clock::sleep`].
+///
+/// ```
+/// use session_bridge::{Clock, ManualClock, Sleep};
+/// use std::time::Duration;
+/// let clock = ManualClock::new(0);
+/// let nap: Sleep = clock.sleep(Duration::from_secs(5));
+/// clock.advance(Duration::from_secs(5));
+/// futures::executor::block_on(nap); // already due: returns at once
+/// ```
 pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// A source of time: "now" in unix milliseconds, and a way to wait.
 ///
 /// `sleep` is what lets the auto-cleanup loop run on any async runtime: the default
 /// [`SystemClock`] uses a runtime-independent timer thread.
+///
+/// ```
+/// use session_bridge::{Clock, SessionBridge, Sleep, SystemClock};
+/// use std::time::Duration;
+///
+/// // Waits on tokio's timer instead of a `futures-timer` thread.
+/// struct TokioClock;
+/// impl Clock for TokioClock {
+///     fn now_ms(&self) -> u64 { SystemClock.now_ms() }
+///     fn sleep(&self, duration: Duration) -> Sleep { Box::pin(tokio::time::sleep(duration)) }
+/// }
+/// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]])
+///     .clock(TokioClock)
+///     .build()?;
+/// # Ok::<(), session_bridge::Error>(())
+/// ```
 pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since the unix epoch.
+    ///
+    /// ```
+    /// use session_bridge::{Clock, ManualClock, SystemClock};
+    /// assert_eq!(ManualClock::new(42).now_ms(), 42);
+    /// assert!(SystemClock.now_ms() > 1_600_000_000_000); // after September 2020
+    /// ```
     fn now_ms(&self) -> u64;
     /// A future that completes after `duration` has passed on this clock.
+    ///
+    /// ```
+    /// use futures::FutureExt;
+    /// use session_bridge::{Clock, ManualClock};
+    /// use std::time::Duration;
+    /// let clock = ManualClock::new(0);
+    /// let mut nap = clock.sleep(Duration::from_millis(100));
+    /// assert!((&mut nap).now_or_never().is_none());
+    /// clock.advance(Duration::from_millis(100));
+    /// assert!(nap.now_or_never().is_some());
+    /// ```
     fn sleep(&self, duration: Duration) -> Sleep;
 }
 
@@ -72,6 +114,12 @@ struct ManualInner {
 
 impl ManualClock {
     /// A clock that reads `start_ms`.
+    ///
+    /// ```
+    /// use session_bridge::{Clock, ManualClock};
+    /// let clock = ManualClock::new(1_700_000_000_000);
+    /// assert_eq!(clock.now_ms(), 1_700_000_000_000);
+    /// ```
     pub fn new(start_ms: u64) -> Self {
         let clock = Self::default();
         clock.inner.now.store(start_ms, Ordering::SeqCst);
@@ -79,6 +127,14 @@ impl ManualClock {
     }
 
     /// Moves time forward and wakes due sleepers.
+    ///
+    /// ```
+    /// use session_bridge::{Clock, ManualClock};
+    /// use std::time::Duration;
+    /// let clock = ManualClock::new(0);
+    /// clock.advance(Duration::from_secs(90));
+    /// assert_eq!(clock.now_ms(), 90_000);
+    /// ```
     pub fn advance(&self, by: Duration) {
         let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
         let now = self
@@ -90,6 +146,13 @@ impl ManualClock {
     }
 
     /// Sets the time (it may go backwards, to test clock skew) and wakes due sleepers.
+    ///
+    /// ```
+    /// use session_bridge::{Clock, ManualClock};
+    /// let clock = ManualClock::new(10_000);
+    /// clock.set(4_000); // the clock stepped back
+    /// assert_eq!(clock.now_ms(), 4_000);
+    /// ```
     pub fn set(&self, now_ms: u64) {
         self.inner.now.store(now_ms, Ordering::SeqCst);
         self.wake_due(now_ms);
@@ -97,6 +160,19 @@ impl ManualClock {
 
     /// How many sleeps are pending (lets a test know a background loop reached its sleep).
     /// A sleep counts once polled, until it completes or is dropped.
+    ///
+    /// ```
+    /// use futures::FutureExt;
+    /// use session_bridge::{Clock, ManualClock};
+    /// use std::time::Duration;
+    /// let clock = ManualClock::new(0);
+    /// let mut nap = clock.sleep(Duration::from_secs(1));
+    /// assert_eq!(clock.sleepers(), 0, "not polled yet");
+    /// assert!((&mut nap).now_or_never().is_none());
+    /// assert_eq!(clock.sleepers(), 1);
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(clock.sleepers(), 0);
+    /// ```
     pub fn sleepers(&self) -> usize {
         self.lock_sleepers().len()
     }

@@ -20,6 +20,12 @@ use crate::id::IdGen;
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 /// Minimum length of a signing key in bytes.
+///
+/// ```
+/// use session_bridge::{Key, MIN_KEY_LEN};
+/// assert!(Key::try_from(vec![7u8; MIN_KEY_LEN]).is_ok());
+/// assert!(Key::try_from(vec![7u8; MIN_KEY_LEN - 1]).is_err());
+/// ```
 pub const MIN_KEY_LEN: usize = 32;
 /// Length of the base64url signature of a cookie.
 const SIG_LEN: usize = 43;
@@ -42,6 +48,12 @@ pub struct Key {
 
 impl Key {
     /// A random 32-byte key. Cookies signed with it die with the process: prefer fixed keys.
+    ///
+    /// ```
+    /// use session_bridge::Key;
+    /// let key = Key::generate();
+    /// assert_eq!(format!("{key:?}"), "Key(..)", "Debug never shows the bytes");
+    /// ```
     pub fn generate() -> Self {
         Self::from_bytes(crate::id::random_bytes::<32>().to_vec())
     }

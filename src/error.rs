@@ -7,6 +7,13 @@
 use std::borrow::Cow;
 
 /// A boxed error from a store backend, kept as the `source` of [`Error::Store`].
+///
+/// ```
+/// use session_bridge::{BoxError, Error};
+/// let backend: BoxError = std::io::Error::other("connection refused").into();
+/// let err = Error::store("get", backend);
+/// assert_eq!(err.to_string(), "session store failed during get");
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in session-bridge.
@@ -127,4 +134,18 @@ impl Error {
 }
 
 /// `Result` with this crate's [`Error`].
+///
+/// ```
+/// use session_bridge::{Result, Session};
+///
+/// async fn count_visit(session: &Session) -> Result<u64> {
+///     let n = session.get::<u64>("visits").await?.unwrap_or(0) + 1;
+///     session.insert("visits", n).await?;
+///     Ok(n)
+/// }
+/// # let bridge = session_bridge::SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// # let request = bridge.begin_request(&http::HeaderMap::new());
+/// assert_eq!(futures::executor::block_on(count_visit(request.session()))?, 1);
+/// # Ok::<(), session_bridge::Error>(())
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;

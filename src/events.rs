@@ -20,6 +20,28 @@ use futures::Stream;
 /// | true | true | a session was created and attached to its client now |
 /// | false | true | an existing session was attached to a client now (e.g. after a restart) |
 /// | false | false | an attached session was updated |
+///
+/// ```
+/// # use session_bridge::SessionBridge;
+/// # futures::executor::block_on(async {
+/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// use session_bridge::BridgeEvent;
+/// let mut events = bridge.events();
+/// let request = bridge.begin_request(&http::HeaderMap::new());
+/// request.session().insert("user", "ada").await?;
+/// request.commit(&mut http::HeaderMap::new()).await?;
+/// let mut live = 0;
+/// while let Some(event) = events.try_next() {
+///     match event {
+///         BridgeEvent::SessionSet { is_new: true, .. } => live += 1,
+///         BridgeEvent::SessionDestroy { .. } => live -= 1,
+///         _ => {} // updates, cleanups, variants added later
+///     }
+/// }
+/// assert_eq!(live, 1);
+/// # Ok::<_, session_bridge::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BridgeEvent {
@@ -147,11 +169,33 @@ pub struct EventStream {
 
 impl EventStream {
     /// How many events were dropped because this subscriber fell behind.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]])
+    ///     .event_buffer(8)
+    ///     .build()?;
+    /// let slow = bridge.events();
+    /// (0..10).for_each(|n| bridge.notify_store_cleanup(n));
+    /// assert_eq!(slow.missed(), 2);
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
     pub fn missed(&self) -> u64 {
         lock(&self.queue).missed
     }
 
     /// The next event if one is buffered, without waiting.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// use session_bridge::BridgeEvent;
+    /// let mut events = bridge.events();
+    /// assert_eq!(events.try_next(), None); // nothing buffered: returns at once
+    /// bridge.notify_store_cleanup(1);
+    /// assert_eq!(events.try_next(), Some(BridgeEvent::Cleanup(1)));
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
     pub fn try_next(&mut self) -> Option<BridgeEvent> {
         lock(&self.queue).buf.pop_front()
     }

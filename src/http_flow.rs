@@ -15,6 +15,25 @@ use crate::session::Session;
 ///
 /// Made by [`SessionBridge::begin_request`](crate::SessionBridge::begin_request); finish it
 /// with [`commit`](Self::commit) once the handler has run.
+///
+/// ```
+/// use http::{HeaderMap, Response};
+/// use session_bridge::{Result, SessionBridge};
+///
+/// // Framework glue is these two calls around a handler.
+/// async fn handle(bridge: &SessionBridge, request: &HeaderMap) -> Result<Response<String>> {
+///     let ctx = bridge.begin_request(request);
+///     let visits = ctx.session().get::<u64>("visits").await?.unwrap_or(0) + 1;
+///     ctx.session().insert("visits", visits).await?;
+///     let mut response = Response::new(format!("visit number {visits}"));
+///     ctx.commit(response.headers_mut()).await?;
+///     Ok(response)
+/// }
+/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// let response = futures::executor::block_on(handle(&bridge, &HeaderMap::new()))?;
+/// assert_eq!(response.headers().get_all("set-cookie").iter().count(), 2);
+/// # Ok::<(), session_bridge::Error>(())
+/// ```
 pub struct RequestContext {
     session: Session,
     /// The client cookie must be (re)sent: new id, older key, or always-roll.
@@ -55,16 +74,61 @@ impl RequestContext {
     }
 
     /// The session handle (clone it freely into the handler).
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// let request = bridge.begin_request(&http::HeaderMap::new());
+    /// let session = request.session().clone(); // hand a clone to the handler
+    /// session.insert("user", "ada").await?;
+    /// request.commit(&mut http::HeaderMap::new()).await?;
+    /// assert_eq!(bridge.mapped_sessions(), 1);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn session(&self) -> &Session {
         &self.session
     }
 
     /// The browser's client id (H6).
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # request.session().insert("user", "ada").await?;
+    /// # let client_id = request.client_id();
+    /// # let mut set_cookie = http::HeaderMap::new();
+    /// # request.commit(&mut set_cookie).await?;
+    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
+    /// # let mut cookie = http::HeaderMap::new();
+    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// // `cookie` carries the cookies sent to browser `client_id` on its first visit.
+    /// let returning = bridge.begin_request(&cookie);
+    /// assert_eq!(returning.client_id(), client_id);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn client_id(&self) -> String {
         self.session.client_id()
     }
 
     /// H4: stores what changed and appends the `Set-Cookie` headers to `headers`.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// let request = bridge.begin_request(&http::HeaderMap::new());
+    /// let mut headers = http::HeaderMap::new();
+    /// request.commit(&mut headers).await?;
+    /// // The session was never touched: no store call, only the client cookie is set.
+    /// assert_eq!(headers.get_all("set-cookie").iter().count(), 1);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// A store error, [`Error::SessionTooLarge`](crate::Error::SessionTooLarge), or

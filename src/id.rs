@@ -11,15 +11,47 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{KeyInit, Mac};
 
 /// Length in characters of every id made by [`RandomIdGen`] (24 random bytes, 192 bits).
+///
+/// ```
+/// use session_bridge::{ID_LEN, IdGen, RandomIdGen};
+/// assert_eq!(RandomIdGen.generate().len(), ID_LEN);
+/// ```
 pub const ID_LEN: usize = 32;
 
 /// Makes session ids and client ids, and says which strings are ids it could have made.
+///
+/// ```
+/// use session_bridge::{IdGen, RandomIdGen, SessionBridge};
+///
+/// // Random ids whose first character names the node that made them.
+/// struct NodeIds(char);
+/// impl IdGen for NodeIds {
+///     fn generate(&self) -> String {
+///         format!("{}{}", self.0, &RandomIdGen.generate()[1..])
+///     }
+/// }
+/// let ids = NodeIds('b');
+/// assert!(ids.is_valid(&ids.generate())); // the default check: 32 URL-safe characters
+/// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).ids(ids).build()?;
+/// # Ok::<(), session_bridge::Error>(())
+/// ```
 pub trait IdGen: Send + Sync + 'static {
     /// A fresh id. Must be unguessable in production.
+    ///
+    /// ```
+    /// use session_bridge::{IdGen, RandomIdGen};
+    /// assert_ne!(RandomIdGen.generate(), RandomIdGen.generate());
+    /// ```
     fn generate(&self) -> String;
 
     /// Whether `id` has this generator's shape. Cookie values failing it are ignored unread.
     /// The default accepts exactly [`ID_LEN`] characters of `[A-Za-z0-9_-]`.
+    ///
+    /// ```
+    /// use session_bridge::{IdGen, RandomIdGen};
+    /// assert!(RandomIdGen.is_valid(&RandomIdGen.generate()));
+    /// assert!(!RandomIdGen.is_valid("../../etc/passwd"));
+    /// ```
     fn is_valid(&self, id: &str) -> bool {
         is_url_safe_id(id, ID_LEN)
     }
@@ -78,6 +110,12 @@ pub struct SequentialIdGen {
 
 impl SequentialIdGen {
     /// A generator whose ids start with `prefix` (keep it short and URL-safe).
+    ///
+    /// ```
+    /// use session_bridge::{IdGen, SequentialIdGen};
+    /// let ids = SequentialIdGen::new("client");
+    /// assert_eq!(ids.generate(), "client00000000000000000000000001");
+    /// ```
     pub fn new(prefix: impl Into<String>) -> Self {
         Self {
             prefix: prefix.into(),
@@ -97,6 +135,17 @@ impl IdGen for SequentialIdGen {
 /// A short keyed hash of an id, safe to log or show in an error (never the id itself).
 ///
 /// Two tags are equal when the ids and the key are; without the key a tag reveals nothing.
+///
+/// ```
+/// use session_bridge::SessionBridge;
+/// let node_a = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// let node_b = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// let other = SessionBridge::builder().key("app.sid").keys([[8u8; 32]]).build()?;
+/// let id = "f3kD9x2LqP0aZ7mN4vB8cR1tY6uE5wQs";
+/// assert_eq!(node_a.client_tag(id), node_b.client_tag(id)); // same keys, same tag
+/// assert_ne!(node_a.client_tag(id), other.client_tag(id));
+/// # Ok::<(), session_bridge::Error>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct IdTag(String);
 
@@ -116,6 +165,14 @@ impl IdTag {
     }
 
     /// The tag as text.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// let tag = bridge.client_tag("f3kD9x2LqP0aZ7mN4vB8cR1tY6uE5wQs");
+    /// assert_eq!(tag.to_string(), format!("#{}", tag.as_str())); // `Display` adds a `#`
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -4,6 +4,12 @@ use serde_json::{Map, Value};
 use std::borrow::Cow;
 
 /// Version of [`Record::encode`]'s format. Bumped only with a decoder for the older one.
+///
+/// ```
+/// use session_bridge::{RECORD_FORMAT, Record};
+/// let text = Record::new("{}", 1_000, 500).encode();
+/// assert!(text.contains(&format!(r#""format":{RECORD_FORMAT}"#)));
+/// ```
 pub const RECORD_FORMAT: u64 = 1;
 
 /// One stored session.
@@ -48,6 +54,13 @@ pub struct Record {
 
 impl Record {
     /// A record at version 0.
+    ///
+    /// ```
+    /// use session_bridge::Record;
+    /// let now = 1_700_000_000_000;
+    /// let record = Record::new(r#"{"user":"ada"}"#, now + 3_600_000, 3_600_000);
+    /// assert_eq!(record.version, 0);
+    /// ```
     pub fn new(session: impl Into<String>, expires_at: u64, ttl: u64) -> Self {
         Self {
             session: session.into(),
@@ -58,11 +71,25 @@ impl Record {
     }
 
     /// Whether the record is dead at `now_ms` (`now >= expires_at`, SPEC GW1).
+    ///
+    /// ```
+    /// use session_bridge::Record;
+    /// let record = Record::new("{}", 1_000, 1_000);
+    /// assert!(!record.is_expired(999));
+    /// assert!(record.is_expired(1_000));
+    /// ```
     pub fn is_expired(&self, now_ms: u64) -> bool {
         now_ms >= self.expires_at
     }
 
     /// The stable serialized form (see the type's docs).
+    ///
+    /// ```
+    /// use session_bridge::Record;
+    /// // What a store that keeps text (Redis, a file) writes.
+    /// let text = Record::new(r#"{"n":1}"#, 1_000, 500).encode();
+    /// assert!(text.starts_with(r#"{"expiresAt":1000,"#));
+    /// ```
     pub fn encode(&self) -> String {
         // Written by hand so the key order is fixed whatever serde_json features are enabled.
         format!(
@@ -76,6 +103,13 @@ impl Record {
     }
 
     /// Reads the serialized form back.
+    ///
+    /// ```
+    /// use session_bridge::Record;
+    /// let record = Record::new(r#"{"n":1}"#, 1_000, 500);
+    /// assert_eq!(Record::decode(&record.encode()), Ok(record));
+    /// assert!(Record::decode(r#"{"format":99}"#).is_err());
+    /// ```
     ///
     /// # Errors
     /// A description of what is wrong when `text` is not a record of a known format. The
@@ -103,6 +137,14 @@ impl Record {
     }
 
     /// Parses `session` into a JSON object.
+    ///
+    /// ```
+    /// use session_bridge::Record;
+    /// let record = Record::new(r#"{"user":"ada"}"#, 1_000, 500);
+    /// assert_eq!(record.session_object()?["user"], "ada");
+    /// assert!(Record::new("[1, 2]", 1_000, 500).session_object().is_err());
+    /// # Ok::<(), std::borrow::Cow<'static, str>>(())
+    /// ```
     ///
     /// # Errors
     /// A description when the text is not JSON or not an object.

@@ -204,6 +204,20 @@ impl Session {
     }
 
     /// The client id of this browser (SPEC H1, H6).
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # let session = request.session().clone();
+    /// session.insert("user", "ada").await?;
+    /// let (client_id, session_id) = (session.client_id(), session.id().await?);
+    /// request.commit(&mut http::HeaderMap::new()).await?;
+    /// assert_eq!(bridge.get_session_id(&client_id), session_id);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn client_id(&self) -> String {
         self.state().client_id.clone()
     }
@@ -211,6 +225,19 @@ impl Session {
     /// The session id (H6): `None` until the session exists or gets its first write. An
     /// existing session's id is resolved through the client mapping when read, so a session
     /// replaced meanwhile (by another request of the same browser) shows its new id.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # let session = request.session();
+    /// assert_eq!(session.id().await?, None); // no session yet
+    /// session.insert("user", "ada").await?;
+    /// assert!(session.id().await?.is_some(), "known before the response is sent");
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// A store error while loading.
@@ -229,6 +256,27 @@ impl Session {
 
     /// Whether this request started a new session (no record existed for it).
     ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # request.session().insert("user", "ada").await?;
+    /// # let client_id = request.client_id();
+    /// # let mut set_cookie = http::HeaderMap::new();
+    /// # request.commit(&mut set_cookie).await?;
+    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
+    /// # let mut cookie = http::HeaderMap::new();
+    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// // `cookie` carries the cookies of an earlier response that created the session.
+    /// let returning = bridge.begin_request(&cookie);
+    /// assert!(!returning.session().is_new().await?);
+    /// let first_visit = bridge.begin_request(&http::HeaderMap::new());
+    /// assert!(first_visit.session().is_new().await?);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
     /// # Errors
     /// A store error while loading.
     pub async fn is_new(&self) -> Result<bool> {
@@ -236,6 +284,21 @@ impl Session {
     }
 
     /// The value under `key`, deserialized.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # let session = request.session();
+    /// use session_bridge::Error;
+    /// session.insert("cart", [3, 5]).await?;
+    /// assert_eq!(session.get::<Vec<u32>>("cart").await?, Some(vec![3, 5]));
+    /// assert_eq!(session.get::<u32>("missing").await?, None);
+    /// assert!(matches!(session.get::<String>("cart").await, Err(Error::Json { .. })));
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// A store error while loading, or [`Error::Json`] when the value is not a `T`.
@@ -248,6 +311,20 @@ impl Session {
 
     /// The raw JSON value under `key`.
     ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # let session = request.session();
+    /// use serde_json::json;
+    /// session.insert_value("prefs", json!({ "theme": "dark" })).await?;
+    /// let prefs = session.get_value("prefs").await?;
+    /// assert_eq!(prefs.as_ref().and_then(|p| p.get("theme")), Some(&json!("dark")));
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
     /// # Errors
     /// A store error while loading.
     pub async fn get_value(&self, key: &str) -> Result<Option<Value>> {
@@ -255,6 +332,22 @@ impl Session {
     }
 
     /// Sets `key` to `value`. Writing the value already there is not a change.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # let session = request.session();
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct User { name: String, admin: bool }
+    ///
+    /// session.insert("user", User { name: "ada".into(), admin: false }).await?;
+    /// let user: Option<User> = session.get("user").await?;
+    /// assert!(user.is_some_and(|u| u.name == "ada" && !u.admin));
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// A store error while loading, or [`Error::Json`] when `value` cannot be serialized.
@@ -264,6 +357,18 @@ impl Session {
     }
 
     /// Sets `key` to a raw JSON value.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # let session = request.session();
+    /// session.insert_value("flags", serde_json::json!(["beta", "dark-mode"])).await?;
+    /// assert_eq!(session.data().await?.len(), 1);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// A store error while loading.
@@ -279,6 +384,21 @@ impl Session {
 
     /// Removes `key`, returning its value deserialized.
     ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # let session = request.session();
+    /// // A one-shot flash message: read it and drop it.
+    /// session.insert("flash", "Saved!").await?;
+    /// let flash: Option<String> = session.remove("flash").await?;
+    /// assert_eq!(flash.as_deref(), Some("Saved!"));
+    /// assert_eq!(session.remove::<String>("flash").await?, None);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
     /// # Errors
     /// A store error while loading, or [`Error::Json`] when the value is not a `T`.
     pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
@@ -289,6 +409,19 @@ impl Session {
     }
 
     /// Removes `key`, returning its raw value.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # let session = request.session();
+    /// session.insert("step", 2).await?;
+    /// assert_eq!(session.remove_value("step").await?, Some(serde_json::json!(2)));
+    /// assert!(session.is_empty().await?);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// A store error while loading.
@@ -305,6 +438,21 @@ impl Session {
 
     /// Replaces the whole session object. At commit the object is written as it is here,
     /// not merged with concurrent changes.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # let session = request.session();
+    /// let mut data = serde_json::Map::new();
+    /// data.insert("user".into(), "ada".into());
+    /// data.insert("role".into(), "admin".into());
+    /// session.replace(data.clone()).await?;
+    /// assert_eq!(session.data().await?, data);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// A store error while loading.
@@ -324,6 +472,19 @@ impl Session {
 
     /// Empties the session (it stays alive; use [`destroy`](Self::destroy) to end it).
     ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # let session = request.session();
+    /// session.insert("cart", [3, 5]).await?;
+    /// session.clear().await?;
+    /// assert!(session.is_empty().await?);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
     /// # Errors
     /// A store error while loading.
     pub async fn clear(&self) -> Result<()> {
@@ -331,6 +492,21 @@ impl Session {
     }
 
     /// A copy of the whole session object.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # let session = request.session();
+    /// session.insert("user", "ada").await?;
+    /// session.insert("visits", 3).await?;
+    /// let data = session.data().await?;
+    /// assert_eq!(data["visits"], 3);
+    /// assert_eq!(data.len(), 2);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// A store error while loading.
@@ -340,6 +516,19 @@ impl Session {
 
     /// Whether the session object has no keys.
     ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # let session = request.session();
+    /// assert!(session.is_empty().await?);
+    /// session.insert("user", "ada").await?;
+    /// assert!(!session.is_empty().await?);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
     /// # Errors
     /// A store error while loading.
     pub async fn is_empty(&self) -> Result<bool> {
@@ -348,6 +537,31 @@ impl Session {
 
     /// Ends the session: at commit its record is destroyed and its cookie cleared (H4).
     /// Writing to the handle afterwards starts a new, empty session.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # request.session().insert("user", "ada").await?;
+    /// # let client_id = request.client_id();
+    /// # let mut set_cookie = http::HeaderMap::new();
+    /// # request.commit(&mut set_cookie).await?;
+    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
+    /// # let mut cookie = http::HeaderMap::new();
+    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// // Logout of browser `client_id`: `cookie` carries the cookies it was sent.
+    /// let logout = bridge.begin_request(&cookie);
+    /// logout.session().destroy().await?;
+    /// let mut headers = http::HeaderMap::new();
+    /// logout.commit(&mut headers).await?;
+    /// assert_eq!(bridge.get_session_id(&client_id), None);
+    /// let mut cookies = headers.get_all("set-cookie").iter();
+    /// let removed = cookies.any(|c| c.to_str().is_ok_and(|c| c.contains("Max-Age=0")));
+    /// assert!(removed, "the session cookie is removed");
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// A store error while loading.
@@ -365,6 +579,31 @@ impl Session {
     /// Moves the session to a new id and the browser to a new client id, keeping the data
     /// (H5, H8): the defence against session fixation. Call it at login. The new ids are
     /// readable at once; the old record is destroyed at commit.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # request.session().insert("user", "ada").await?;
+    /// # let client_id = request.client_id();
+    /// # let mut set_cookie = http::HeaderMap::new();
+    /// # request.commit(&mut set_cookie).await?;
+    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
+    /// # let mut cookie = http::HeaderMap::new();
+    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// // Login of browser `client_id`: `cookie` carries the cookies of its pre-login session.
+    /// let login = bridge.begin_request(&cookie);
+    /// let before = login.session().id().await?;
+    /// login.session().regenerate().await?;
+    /// login.session().insert("user", "grace").await?;
+    /// assert_ne!(login.session().id().await?, before);
+    /// assert_ne!(login.client_id(), client_id);
+    /// login.commit(&mut http::HeaderMap::new()).await?;
+    /// assert_eq!(bridge.get_by_client_id(&client_id).await?, None, "the old ids are dead");
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// A store error while loading.
@@ -388,6 +627,21 @@ impl Session {
 
     /// Overrides this session's max-age (its record TTL and cookie max-age), from this
     /// response on.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # let session = request.session();
+    /// use std::time::Duration;
+    /// // "Remember me": keep this session for 30 days.
+    /// session.insert("user", "ada").await?;
+    /// session.set_max_age(Duration::from_secs(30 * 24 * 3600))?;
+    /// assert!(session.set_max_age(Duration::from_secs(1)).is_err(), "1 minute at least");
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidOption`] outside 1 minute to 1 year.

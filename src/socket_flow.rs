@@ -57,6 +57,31 @@ impl std::fmt::Debug for SocketSession {
 }
 
 /// What a `with_session` handler works on (S3).
+///
+/// ```
+/// # use session_bridge::SessionBridge;
+/// # futures::executor::block_on(async {
+/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// # let request = bridge.begin_request(&http::HeaderMap::new());
+/// # request.session().insert("user", "ada").await?;
+/// # let client_id = request.client_id();
+/// # let mut set_cookie = http::HeaderMap::new();
+/// # request.commit(&mut set_cookie).await?;
+/// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
+/// # let mut cookie = http::HeaderMap::new();
+/// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+/// # let socket = bridge.bind_socket(&cookie).await?;
+/// // `socket`: bound at the handshake of a browser that has a session.
+/// let visits = socket
+///     .with_session(async |ctx| {
+///         let n = ctx.get::<u32>("visits").unwrap_or(0) + 1;
+///         ctx.insert("visits", n).map(|()| n)
+///     })
+///     .await??;
+/// assert_eq!(visits, 1);
+/// # Ok::<_, session_bridge::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug)]
 pub struct SessionContext {
     /// The id of the session being handled.
@@ -70,6 +95,28 @@ pub struct SessionContext {
 
 impl SessionContext {
     /// The value under `key`, deserialized; `None` when absent or not a `T`.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # request.session().insert("user", "ada").await?;
+    /// # let client_id = request.client_id();
+    /// # let mut set_cookie = http::HeaderMap::new();
+    /// # request.commit(&mut set_cookie).await?;
+    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
+    /// # let mut cookie = http::HeaderMap::new();
+    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// # let socket = bridge.bind_socket(&cookie).await?;
+    /// let (user, as_number) = socket
+    ///     .with_session(async |ctx| (ctx.get::<String>("user"), ctx.get::<u64>("user")))
+    ///     .await?;
+    /// assert_eq!(user.as_deref(), Some("ada"));
+    /// assert_eq!(as_number, None, "not a u64");
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
         self.session
             .get(key)
@@ -77,6 +124,27 @@ impl SessionContext {
     }
 
     /// Sets `key`.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # request.session().insert("user", "ada").await?;
+    /// # let client_id = request.client_id();
+    /// # let mut set_cookie = http::HeaderMap::new();
+    /// # request.commit(&mut set_cookie).await?;
+    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
+    /// # let mut cookie = http::HeaderMap::new();
+    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// # let socket = bridge.bind_socket(&cookie).await?;
+    /// // `socket`: bound at the handshake of browser `client_id`, which has a session.
+    /// socket.with_session(async |ctx| ctx.insert("theme", "dark")).await??;
+    /// let stored = bridge.get_by_client_id(&client_id).await?.unwrap_or_default();
+    /// assert_eq!(stored["theme"], "dark");
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// [`Error::Json`] when `value` cannot be serialized.
@@ -87,12 +155,49 @@ impl SessionContext {
     }
 
     /// Destroys the session after the handler (the seed's `session = null`, S3).
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # request.session().insert("user", "ada").await?;
+    /// # let client_id = request.client_id();
+    /// # let mut set_cookie = http::HeaderMap::new();
+    /// # request.commit(&mut set_cookie).await?;
+    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
+    /// # let mut cookie = http::HeaderMap::new();
+    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// # let socket = bridge.bind_socket(&cookie).await?;
+    /// // Logout over the socket of browser `client_id`.
+    /// socket.with_session(async |ctx| ctx.destroy()).await?;
+    /// assert_eq!(socket.session_id(), None);
+    /// assert_eq!(bridge.get_by_client_id(&client_id).await?, None);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn destroy(&mut self) {
         self.destroyed = true;
     }
 }
 
 /// What `with_session` does when the socket has no session (S4).
+///
+/// ```
+/// # use session_bridge::SessionBridge;
+/// # futures::executor::block_on(async {
+/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// # let socket = bridge.bind_socket(&http::HeaderMap::new()).await?;
+/// use session_bridge::{Error, OnMissing};
+/// // `socket` belongs to a browser without a session.
+/// let count = async |ctx: &mut session_bridge::SessionContext| ctx.session.len();
+/// let n = socket.with_session_on_missing(count, OnMissing::Value(0)).await?;
+/// assert_eq!(n, 0);
+/// let missing = socket.with_session_on_missing(count, OnMissing::Error).await;
+/// assert!(matches!(missing, Err(Error::SessionMissing)));
+/// # Ok::<_, session_bridge::Error>(())
+/// # }).unwrap();
+/// ```
 pub enum OnMissing<R> {
     /// Return [`Error::SessionMissing`] (the default).
     Error,
@@ -125,6 +230,30 @@ impl<R> std::fmt::Debug for OnMissing<R> {
 /// A session held under its lock: the guard style of [`SocketSession::with_session`].
 /// Read and change [`data`](Self::data), then [`commit`](Self::commit); dropping the guard
 /// without committing discards the changes and releases the lock.
+///
+/// ```
+/// # use session_bridge::SessionBridge;
+/// # futures::executor::block_on(async {
+/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// # let request = bridge.begin_request(&http::HeaderMap::new());
+/// # request.session().insert("user", "ada").await?;
+/// # let client_id = request.client_id();
+/// # let mut set_cookie = http::HeaderMap::new();
+/// # request.commit(&mut set_cookie).await?;
+/// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
+/// # let mut cookie = http::HeaderMap::new();
+/// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+/// # let socket = bridge.bind_socket(&cookie).await?;
+/// // `socket`: bound at the handshake of browser `client_id`, which has a session.
+/// if let Some(mut guard) = socket.lock().await? {
+///     guard.data.insert("seen".into(), true.into());
+///     guard.commit().await?;
+/// }
+/// let stored = bridge.get_by_client_id(&client_id).await?.unwrap_or_default();
+/// assert_eq!(stored["seen"], true);
+/// # Ok::<_, session_bridge::Error>(())
+/// # }).unwrap();
+/// ```
 pub struct SessionGuard {
     socket: SocketSession,
     session_id: String,
@@ -144,12 +273,55 @@ impl std::fmt::Debug for SessionGuard {
 
 impl SessionGuard {
     /// The id of the locked session.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # request.session().insert("user", "ada").await?;
+    /// # let client_id = request.client_id();
+    /// # let mut set_cookie = http::HeaderMap::new();
+    /// # request.commit(&mut set_cookie).await?;
+    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
+    /// # let mut cookie = http::HeaderMap::new();
+    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// # let socket = bridge.bind_socket(&cookie).await?;
+    /// let guard = socket.lock().await?;
+    /// let locked = guard.as_ref().map(|g| g.session_id().to_owned());
+    /// assert_eq!(locked, socket.session_id());
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn session_id(&self) -> &str {
         &self.session_id
     }
 
     /// Saves the changes (only the keys that changed are written over the stored record) and
     /// releases the lock. Unchanged data writes nothing.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # request.session().insert("user", "ada").await?;
+    /// # let client_id = request.client_id();
+    /// # let mut set_cookie = http::HeaderMap::new();
+    /// # request.commit(&mut set_cookie).await?;
+    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
+    /// # let mut cookie = http::HeaderMap::new();
+    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// # let socket = bridge.bind_socket(&cookie).await?;
+    /// if let Some(mut guard) = socket.lock().await? {
+    ///     let n = guard.data.get("visits").and_then(|v| v.as_u64()).unwrap_or(0);
+    ///     guard.data.insert("visits".into(), (n + 1).into());
+    ///     guard.commit().await?; // saves and releases the lock
+    /// }
+    /// assert_eq!(bridge.active_locks(), 0);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// A store error, [`Error::SessionTooLarge`], or [`Error::Conflict`].
@@ -160,6 +332,27 @@ impl SessionGuard {
     }
 
     /// Destroys the session and releases the lock.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # request.session().insert("user", "ada").await?;
+    /// # let client_id = request.client_id();
+    /// # let mut set_cookie = http::HeaderMap::new();
+    /// # request.commit(&mut set_cookie).await?;
+    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
+    /// # let mut cookie = http::HeaderMap::new();
+    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// # let socket = bridge.bind_socket(&cookie).await?;
+    /// if let Some(guard) = socket.lock().await? {
+    ///     guard.destroy().await?;
+    /// }
+    /// assert_eq!(socket.session_id(), None);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// A store error.
@@ -192,11 +385,54 @@ impl SocketSession {
     }
 
     /// The browser's client id, fixed at the handshake (S2); `None` without a valid cookie.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # request.session().insert("user", "ada").await?;
+    /// # let client_id = request.client_id();
+    /// # let mut set_cookie = http::HeaderMap::new();
+    /// # request.commit(&mut set_cookie).await?;
+    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
+    /// # let mut cookie = http::HeaderMap::new();
+    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// # let socket = bridge.bind_socket(&cookie).await?;
+    /// // `socket`: bound at the handshake of browser `client_id`.
+    /// assert_eq!(socket.client_id(), Some(client_id.as_str()));
+    /// let anonymous = bridge.bind_socket(&http::HeaderMap::new()).await?;
+    /// assert_eq!(anonymous.client_id(), None);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn client_id(&self) -> Option<&str> {
         self.client_id.as_deref()
     }
 
     /// The session id, looked up through the client mapping now (S2).
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # request.session().insert("user", "ada").await?;
+    /// # let client_id = request.client_id();
+    /// # let mut set_cookie = http::HeaderMap::new();
+    /// # request.commit(&mut set_cookie).await?;
+    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
+    /// # let mut cookie = http::HeaderMap::new();
+    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// # let socket = bridge.bind_socket(&cookie).await?;
+    /// // `socket`: bound at the handshake of browser `client_id`, which has a session.
+    /// assert_eq!(socket.session_id(), bridge.get_session_id(&client_id));
+    /// // Changes made over HTTP are seen at once, without reconnecting.
+    /// bridge.destroy_by_client_id(&client_id).await?;
+    /// assert_eq!(socket.session_id(), None);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn session_id(&self) -> Option<String> {
         self.client_id
             .as_deref()
@@ -206,6 +442,25 @@ impl SocketSession {
     /// The room of this browser's sockets (`None` when unbound): named by a keyed,
     /// non-reversible tag of the client id, never the id itself. See
     /// [`SessionBridge::client_room`](crate::SessionBridge::client_room).
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # request.session().insert("user", "ada").await?;
+    /// # let client_id = request.client_id();
+    /// # let mut set_cookie = http::HeaderMap::new();
+    /// # request.commit(&mut set_cookie).await?;
+    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
+    /// # let mut cookie = http::HeaderMap::new();
+    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// # let socket = bridge.bind_socket(&cookie).await?;
+    /// // `socket`: bound at the handshake of browser `client_id`.
+    /// assert_eq!(socket.room(), Some(bridge.client_room(&client_id)));
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn room(&self) -> Option<String> {
         self.client_id
             .as_deref()
@@ -242,6 +497,20 @@ impl SocketSession {
 
     /// [`with_session`](Self::with_session) returning `fallback` when there is no session (S4).
     ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let socket = bridge.bind_socket(&http::HeaderMap::new()).await?;
+    /// // `socket` belongs to a browser without a session.
+    /// let user = socket
+    ///     .with_session_or(async |ctx| ctx.get::<String>("user"), None)
+    ///     .await?;
+    /// assert_eq!(user, None);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
     /// # Errors
     /// As [`with_session`](Self::with_session), except a missing session.
     pub async fn with_session_or<F, R>(&self, handler: F, fallback: R) -> Result<R>
@@ -253,6 +522,22 @@ impl SocketSession {
     }
 
     /// [`with_session`](Self::with_session) calling `fallback` when there is no session (S4).
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let socket = bridge.bind_socket(&http::HeaderMap::new()).await?;
+    /// // `socket` belongs to a browser without a session.
+    /// let reply = socket
+    ///     .with_session_or_else(async |ctx| format!("{} keys", ctx.session.len()), || {
+    ///         "log in first".to_owned()
+    ///     })
+    ///     .await?;
+    /// assert_eq!(reply, "log in first");
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// As [`with_session`](Self::with_session), except a missing session.
@@ -269,6 +554,22 @@ impl SocketSession {
     }
 
     /// The general form of [`with_session`](Self::with_session) (S3, S4).
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let socket = bridge.bind_socket(&http::HeaderMap::new()).await?;
+    /// use session_bridge::OnMissing;
+    /// // `socket` belongs to a browser without a session.
+    /// let fallback = OnMissing::Call(Box::new(Vec::new));
+    /// let cart: Vec<u32> = socket
+    ///     .with_session_on_missing(async |ctx| ctx.get("cart").unwrap_or_default(), fallback)
+    ///     .await?;
+    /// assert!(cart.is_empty());
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// As [`with_session`](Self::with_session).
@@ -303,6 +604,27 @@ impl SocketSession {
     /// Takes the session's lock and loads it: the guard style (S3). `Ok(None)` when the
     /// socket has no session. Hold the guard briefly: every other writer of this session,
     /// HTTP commits included, waits for it.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let request = bridge.begin_request(&http::HeaderMap::new());
+    /// # request.session().insert("user", "ada").await?;
+    /// # let client_id = request.client_id();
+    /// # let mut set_cookie = http::HeaderMap::new();
+    /// # request.commit(&mut set_cookie).await?;
+    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
+    /// # let mut cookie = http::HeaderMap::new();
+    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// # let socket = bridge.bind_socket(&cookie).await?;
+    /// let guard = socket.lock().await?;
+    /// assert!(guard.is_some_and(|g| g.data["user"] == "ada"));
+    /// let anonymous = bridge.bind_socket(&http::HeaderMap::new()).await?;
+    /// assert!(anonymous.lock().await?.is_none());
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// A store error, or [`Error::Contention`] when the session kept moving.

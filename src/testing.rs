@@ -19,6 +19,20 @@ use crate::record::Record;
 use crate::store::Store;
 
 /// A check of the suite that the store failed.
+///
+/// ```
+/// use session_bridge::{Record, Result, SyncStore, testing};
+///
+/// // A store that forgets every write.
+/// struct Forgetful;
+/// impl SyncStore for Forgetful {
+///     fn get(&self, _: &str) -> Result<Option<Record>> { Ok(None) }
+///     fn set(&self, _: &str, _: Record) -> Result<bool> { Ok(true) }
+///     fn destroy(&self, _: &str) -> Result<bool> { Ok(false) }
+/// }
+/// let failure = futures::executor::block_on(testing::conformance(&Forgetful)).unwrap_err();
+/// assert_eq!(failure.check, "get returns what set wrote, every field");
+/// ```
 #[derive(Debug)]
 pub struct ConformanceFailure {
     /// Short name of the check.
@@ -40,6 +54,13 @@ impl fmt::Display for ConformanceFailure {
 impl std::error::Error for ConformanceFailure {}
 
 /// What the suite found out about optional capabilities.
+///
+/// ```
+/// use session_bridge::{LiveStore, testing};
+/// let report = futures::executor::block_on(testing::conformance(&LiveStore::new()))?;
+/// assert!(report.supports_list, "cleanup works with this store");
+/// # Ok::<(), testing::ConformanceFailure>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConformanceReport {
@@ -116,6 +137,17 @@ impl<S: Store> Suite<'_, S> {
 }
 
 /// Runs every check against `store`.
+///
+/// ```
+/// use session_bridge::{LiveStore, testing};
+/// use std::sync::Arc;
+/// // In your store's tests; here a shared handle on the built-in store.
+/// let store = Arc::new(LiveStore::new());
+/// let report = futures::executor::block_on(testing::conformance(&store))?;
+/// assert!(report.checks > 0);
+/// assert!(store.is_empty(), "the suite cleans up after itself");
+/// # Ok::<(), testing::ConformanceFailure>(())
+/// ```
 ///
 /// # Errors
 /// The first check that failed, with what was expected.

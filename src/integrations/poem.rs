@@ -46,6 +46,23 @@ use crate::{Session, SessionBridge};
 /// handler (no store call), makes the [`Session`] available as an extractor, commits after it
 /// and appends the `Set-Cookie` headers. A commit error (store down, session too large) is
 /// logged and answered with an empty-bodied 500: nothing about internals reaches the client.
+///
+/// ```
+/// use poem::{Endpoint, EndpointExt, Request, handler};
+/// use session_bridge::{Session, SessionBridge};
+/// use session_bridge::integrations::poem::SessionMiddleware;
+///
+/// #[handler]
+/// async fn login(session: Session) -> poem::Result<&'static str> {
+///     session.insert("user", "ada").await.map_err(poem::error::InternalServerError)?;
+///     Ok("welcome")
+/// }
+/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// let app = login.with(SessionMiddleware::new(bridge));
+/// let response = futures::executor::block_on(app.call(Request::default()))?;
+/// assert_eq!(response.headers().get_all("set-cookie").iter().count(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct SessionMiddleware {
     bridge: SessionBridge,
@@ -53,6 +70,17 @@ pub struct SessionMiddleware {
 
 impl SessionMiddleware {
     /// The middleware for `bridge`.
+    ///
+    /// ```
+    /// use poem::{EndpointExt, Route, get, handler};
+    /// use session_bridge::SessionBridge;
+    /// use session_bridge::integrations::poem::SessionMiddleware;
+    /// # #[handler] fn index() -> &'static str { "hi" }
+    /// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// // Every route of `app` gets the session; a socket.io mount goes outside it.
+    /// let app = Route::new().at("/", get(index)).with(SessionMiddleware::new(bridge));
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
     pub fn new(bridge: SessionBridge) -> Self {
         Self { bridge }
     }
@@ -69,6 +97,16 @@ impl<E: Endpoint> Middleware<E> for SessionMiddleware {
 }
 
 /// The endpoint made by [`SessionMiddleware`].
+///
+/// ```
+/// use poem::{EndpointExt, handler};
+/// use session_bridge::SessionBridge;
+/// use session_bridge::integrations::poem::{SessionEndpoint, SessionMiddleware};
+/// # #[handler] fn index() -> &'static str { "hi" }
+/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// let app: SessionEndpoint<_> = index.with(SessionMiddleware::new(bridge));
+/// # Ok::<(), session_bridge::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct SessionEndpoint<E> {
     inner: E,
@@ -109,12 +147,39 @@ impl<'a> FromRequest<'a> for Session {
 /// websocket upgrade itself (`101` with `Sec-WebSocket-Accept`), then hands the upgraded
 /// connection and the rebuilt handshake request to socketioxide; every other request goes
 /// through `compat()`.
+///
+/// ```
+/// use poem::Route;
+/// use session_bridge::SessionBridge;
+/// use session_bridge::integrations::{poem::SocketIoEndpoint, socketioxide::bind_session};
+/// use socketioxide::{SocketIo, extract::SocketRef, handler::ConnectHandler};
+///
+/// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// let (svc, io) = SocketIo::builder().with_state(bridge).build_svc();
+/// io.ns("/", (async |_s: SocketRef| {}).with(bind_session));
+/// let app = Route::new().nest_no_strip("/socket.io", SocketIoEndpoint::new(svc));
+/// # Ok::<(), session_bridge::Error>(())
+/// ```
 pub struct SocketIoEndpoint<S> {
     svc: S,
 }
 
 impl<S> SocketIoEndpoint<S> {
     /// Wraps the service from `SocketIo::builder().build_svc()`.
+    ///
+    /// ```
+    /// use poem::Route;
+    /// use session_bridge::SessionBridge;
+    /// use session_bridge::integrations::{poem::SocketIoEndpoint, socketioxide::bind_session};
+    /// use socketioxide::{SocketIo, extract::SocketRef, handler::ConnectHandler};
+    ///
+    /// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// let (svc, io) = SocketIo::builder().with_state(bridge).build_svc();
+    /// io.ns("/", (async |_s: SocketRef| {}).with(bind_session));
+    /// let endpoint = SocketIoEndpoint::new(svc);
+    /// let app = Route::new().nest_no_strip("/socket.io", endpoint);
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
     pub fn new(svc: S) -> Self {
         Self { svc }
     }

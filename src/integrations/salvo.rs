@@ -62,6 +62,26 @@ use crate::{Session, SessionBridge};
 /// handler wrote to the session is never silently dropped.
 ///
 /// [`Router`]: salvo::Router
+///
+/// ```
+/// use salvo::prelude::*;
+/// use session_bridge::{Session, SessionBridge};
+/// use session_bridge::integrations::salvo::SessionHandler;
+/// use std::sync::Arc;
+///
+/// #[handler]
+/// async fn login(session: Session) -> Result<&'static str, StatusError> {
+///     session.insert("user", "ada").await.map_err(|_| StatusError::internal_server_error())?;
+///     Ok("welcome")
+/// }
+/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// // In an app: `Router::new().hoop(SessionHandler::new(bridge)).get(login)`; here, by hand:
+/// let mut chain = FlowCtrl::new(vec![Arc::new(SessionHandler::new(bridge)), Arc::new(login)]);
+/// let (mut req, mut depot, mut res) = (Request::new(), Depot::new(), Response::new());
+/// futures::executor::block_on(chain.call_next(&mut req, &mut depot, &mut res));
+/// assert_eq!(res.headers().get_all("set-cookie").iter().count(), 2);
+/// # Ok::<(), session_bridge::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct SessionHandler {
     bridge: SessionBridge,
@@ -69,6 +89,18 @@ pub struct SessionHandler {
 
 impl SessionHandler {
     /// The session handler for `bridge`.
+    ///
+    /// ```
+    /// use salvo::prelude::*;
+    /// use session_bridge::{Session, SessionBridge};
+    /// use session_bridge::integrations::salvo::SessionHandler;
+    /// # #[handler] async fn count(_session: Session) {}
+    /// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// let router = Router::new()
+    ///     .hoop(SessionHandler::new(bridge))
+    ///     .push(Router::with_path("count").get(count));
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
     pub fn new(bridge: SessionBridge) -> Self {
         Self { bridge }
     }
@@ -116,6 +148,21 @@ impl Handler for SessionHandler {
 /// ```
 pub trait SessionDepotExt {
     /// The session, or `None` on a route without [`SessionHandler`].
+    ///
+    /// ```
+    /// use salvo::prelude::*;
+    /// use session_bridge::integrations::salvo::SessionDepotExt;
+    ///
+    /// #[handler]
+    /// async fn logout(depot: &mut Depot) -> StatusCode {
+    ///     let Some(session) = depot.session() else { return StatusCode::INTERNAL_SERVER_ERROR };
+    ///     match session.destroy().await {
+    ///         Ok(()) => StatusCode::NO_CONTENT,
+    ///         Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    ///     }
+    /// }
+    /// assert!(Depot::new().session().is_none(), "no SessionHandler ran");
+    /// ```
     fn session(&self) -> Option<&Session>;
 }
 
@@ -154,6 +201,23 @@ impl<'ex> Extractible<'ex> for Session {
 /// router's [`SessionHandler`] (see the module docs).
 ///
 /// Call it inside a Tokio runtime: salvo's tower adapter spawns a buffer task.
+///
+/// ```
+/// use salvo::prelude::*;
+/// use session_bridge::SessionBridge;
+/// use session_bridge::integrations::salvo::{SessionHandler, socket_io_hoop};
+/// use session_bridge::integrations::socketioxide::bind_session;
+/// use socketioxide::{SocketIo, extract::SocketRef, handler::ConnectHandler};
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// let (layer, io) = SocketIo::builder().with_state(bridge.clone()).build_layer();
+/// io.ns("/", (async |_s: SocketRef| {}).with(bind_session));
+/// let router = Router::new().hoop(SessionHandler::new(bridge));
+/// let service = Service::new(router).hoop(socket_io_hoop(layer));
+/// # Ok::<_, session_bridge::Error>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn socket_io_hoop<A: Adapter>(layer: SocketIoLayer<A>) -> impl Handler {
     layer.compat()
 }

@@ -52,6 +52,13 @@ use crate::{Error, SessionBridge, SocketSession};
 
 /// Why a handshake was refused; its text is what the client's `connect_error` shows, so it
 /// says nothing about internals.
+///
+/// ```
+/// use session_bridge::integrations::socketioxide::ConnectRejection;
+/// // The whole of what a refused client sees in its `connect_error`.
+/// assert_eq!(ConnectRejection::ForbiddenOrigin.to_string(), "origin not allowed");
+/// assert_eq!(ConnectRejection::Unavailable.to_string(), "session unavailable");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectRejection {
@@ -71,6 +78,17 @@ pub enum ConnectRejection {
 /// Needs the bridge as socketioxide state: `SocketIo::builder().with_state(bridge)`; mount
 /// with `io.ns("/", (async || {}).with(register_events).with(bind_session))`, where
 /// `register_events` is your middleware that calls `s.on(..)` (see the module docs).
+///
+/// ```
+/// use session_bridge::SessionBridge;
+/// use session_bridge::integrations::socketioxide::bind_session;
+/// use socketioxide::{SocketIo, extract::SocketRef, handler::ConnectHandler};
+///
+/// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// let (layer, io) = SocketIo::builder().with_state(bridge).build_layer();
+/// io.ns("/", (async |_s: SocketRef| {}).with(bind_session));
+/// # Ok::<(), session_bridge::Error>(())
+/// ```
 ///
 /// # Errors
 /// A [`ConnectRejection`], which socketioxide sends to the client as `connect_error`.
@@ -101,6 +119,26 @@ pub async fn bind_session<A: Adapter>(
 /// disconnect them by the *old* client id and the browser's client reconnects with the new
 /// cookies.
 ///
+/// ```
+/// # use session_bridge::SessionBridge;
+/// # use session_bridge::integrations::socketioxide::bind_session;
+/// # use socketioxide::{SocketIo, extract::SocketRef, handler::ConnectHandler};
+/// # futures::executor::block_on(async {
+/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// # let (_layer, io) = SocketIo::builder().with_state(bridge.clone()).build_layer();
+/// # io.ns("/", (async |_s: SocketRef| {}).with(bind_session));
+/// # let request = bridge.begin_request(&http::HeaderMap::new());
+/// # request.session().insert("user", "ada").await?;
+/// # let client_id = request.client_id();
+/// # request.commit(&mut http::HeaderMap::new()).await?;
+/// use session_bridge::integrations::socketioxide::disconnect_client;
+/// // Logout of browser `client_id` over HTTP: close its sockets too.
+/// bridge.destroy_by_client_id(&client_id).await?;
+/// disconnect_client(&io, &bridge, &client_id).await?;
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+///
 /// # Errors
 /// The adapter's broadcast error.
 pub async fn disconnect_client<A: Adapter>(
@@ -112,6 +150,26 @@ pub async fn disconnect_client<A: Adapter>(
 }
 
 /// Emits `event` with `data` to every socket of one browser.
+///
+/// ```
+/// # use session_bridge::SessionBridge;
+/// # use session_bridge::integrations::socketioxide::bind_session;
+/// # use socketioxide::{SocketIo, extract::SocketRef, handler::ConnectHandler};
+/// # futures::executor::block_on(async {
+/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// # let (_layer, io) = SocketIo::builder().with_state(bridge.clone()).build_layer();
+/// # io.ns("/", (async |_s: SocketRef| {}).with(bind_session));
+/// # let request = bridge.begin_request(&http::HeaderMap::new());
+/// # request.session().insert("user", "ada").await?;
+/// # let client_id = request.client_id();
+/// # request.commit(&mut http::HeaderMap::new()).await?;
+/// use session_bridge::integrations::socketioxide::emit_to_client;
+/// // Tell every tab of browser `client_id` that its cart changed.
+/// let cart = serde_json::json!({ "items": 3 });
+/// emit_to_client(&io, &bridge, &client_id, "cart:changed", &cart).await?;
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 ///
 /// # Errors
 /// The adapter's broadcast error.
@@ -126,6 +184,11 @@ pub async fn emit_to_client<A: Adapter, T: serde::Serialize + ?Sized>(
 }
 
 /// The extractor found no binding: [`bind_session`] is not installed on this namespace.
+///
+/// ```
+/// use session_bridge::integrations::socketioxide::NotBound;
+/// assert!(NotBound.to_string().contains("`bind_session` middleware is not installed"));
+/// ```
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("session-bridge: `bind_session` middleware is not installed on this namespace")]
 pub struct NotBound;

@@ -92,11 +92,28 @@ impl std::fmt::Debug for LiveStore {
 
 impl LiveStore {
     /// An empty store on the system clock.
+    ///
+    /// ```
+    /// use session_bridge::LiveStore;
+    /// let store = LiveStore::new();
+    /// assert!(store.is_empty());
+    /// ```
     pub fn new() -> Self {
         Self::with_clock(SystemClock)
     }
 
     /// An empty store whose write-time sweep reads `clock` (share the bridge's clock in tests).
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, ManualClock, SessionBridge};
+    /// let clock = ManualClock::new(1_700_000_000_000);
+    /// let store = LiveStore::with_clock(clock.clone());
+    /// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]])
+    ///     .clock(clock)
+    ///     .store(store)
+    ///     .build()?;
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
     pub fn with_clock(clock: impl Clock) -> Self {
         Self {
             inner: Arc::default(),
@@ -105,11 +122,28 @@ impl LiveStore {
     }
 
     /// Number of records held, expired ones not yet swept included.
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, Record, SyncStore};
+    /// let store = LiveStore::new();
+    /// store.set("sid", Record::new("{}", u64::MAX, 60_000))?;
+    /// assert_eq!(store.len(), 1);
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.lock().records.len()
     }
 
     /// Whether the store holds no record.
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, Record, SyncStore};
+    /// let store = LiveStore::new();
+    /// assert!(store.is_empty());
+    /// store.set("sid", Record::new("{}", u64::MAX, 60_000))?;
+    /// assert!(!store.is_empty());
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

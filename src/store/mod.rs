@@ -5,6 +5,24 @@
 //! store by implementing [`Store`], or a synchronous one by implementing [`SyncStore`] (a blanket
 //! impl makes every `SyncStore` a `Store`). Either way, run `testing::conformance` on it
 //! (feature `testing`).
+//!
+//! ```
+//! use session_bridge::SessionBridge;
+//! use session_bridge::store::LiveStore;
+//! use std::sync::Arc;
+//! # futures::executor::block_on(async {
+//! // Plug a store in, keeping a handle on it for observability.
+//! let store = Arc::new(LiveStore::new());
+//! let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]])
+//!     .store(Arc::clone(&store))
+//!     .build()?;
+//! # let request = bridge.begin_request(&http::HeaderMap::new());
+//! # request.session().insert("user", "ada").await?;
+//! # request.commit(&mut http::HeaderMap::new()).await?;
+//! assert_eq!(store.len(), 1); // one browser has a session
+//! # Ok::<_, session_bridge::Error>(())
+//! # }).unwrap();
+//! ```
 
 mod live;
 
@@ -49,15 +67,73 @@ use crate::record::Record;
 /// ```
 pub trait Store: Send + Sync + 'static {
     /// The record stored under `sid`, expired or not (the gateway checks expiry).
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, Record, Store};
+    /// # futures::executor::block_on(async {
+    /// let store = LiveStore::new();
+    /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
+    /// assert_eq!(Store::get(&store, "sid").await?, None);
+    /// Store::set(&store, "sid", record.clone()).await?;
+    /// assert_eq!(Store::get(&store, "sid").await?, Some(record));
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// A backend failure, as [`Error::Store`].
     fn get(&self, sid: &str) -> impl Future<Output = Result<Option<Record>>> + Send;
 
     /// Writes `record` under `sid`, replacing any previous one. Returns whether it was written.
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, Record, Store};
+    /// # futures::executor::block_on(async {
+    /// let store = LiveStore::new();
+    /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
+    /// assert!(Store::set(&store, "sid", record.clone()).await?);
+    /// assert!(Store::set(&store, "sid", record).await?, "replaces");
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// A backend failure, as [`Error::Store`].
     fn set(&self, sid: &str, record: Record) -> impl Future<Output = Result<bool>> + Send;
 
     /// Removes `sid`. Returns whether a record was there.
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, Record, Store};
+    /// # futures::executor::block_on(async {
+    /// let store = LiveStore::new();
+    /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
+    /// Store::set(&store, "sid", record).await?;
+    /// assert!(Store::destroy(&store, "sid").await?);
+    /// assert!(!Store::destroy(&store, "sid").await?, "already gone");
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// A backend failure, as [`Error::Store`].
     fn destroy(&self, sid: &str) -> impl Future<Output = Result<bool>> + Send;
 
     /// Writes `record` only if nothing is stored under `sid`; `Ok(false)` when something is.
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, Record, Store};
+    /// # futures::executor::block_on(async {
+    /// let store = LiveStore::new();
+    /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
+    /// assert!(Store::create(&store, "sid", record.clone()).await?);
+    /// assert!(!Store::create(&store, "sid", record).await?, "never overwrites");
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// A backend failure, as [`Error::Store`].
     fn create(&self, sid: &str, record: Record) -> impl Future<Output = Result<bool>> + Send {
         async move {
             if self.get(sid).await?.is_some() {
@@ -69,6 +145,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes `record` only if a record is stored under `sid` with version `expected_version`;
     /// `Ok(false)` when it is missing (never resurrect a deleted one) or another writer moved it.
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, Record, Store};
+    /// # futures::executor::block_on(async {
+    /// let store = LiveStore::new();
+    /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
+    /// Store::create(&store, "sid", record.clone()).await?;
+    /// let mut next = record.clone();
+    /// next.version = 1;
+    /// assert!(Store::update(&store, "sid", next.clone(), 0).await?);
+    /// assert!(!Store::update(&store, "sid", next.clone(), 0).await?, "stale version");
+    /// assert!(!Store::update(&store, "gone", next, 0).await?, "never resurrects");
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// A backend failure, as [`Error::Store`].
     fn update(
         &self,
         sid: &str,
@@ -84,11 +178,40 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Every stored session id (needed by cleanup). Defaults to [`Error::Unsupported`].
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, Record, Store};
+    /// # futures::executor::block_on(async {
+    /// let store = LiveStore::new();
+    /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
+    /// Store::set(&store, "sid", record).await?;
+    /// assert_eq!(Store::list(&store).await?, vec!["sid".to_owned()]);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// A backend failure, as [`Error::Store`], or [`Error::Unsupported`] from the default.
     fn list(&self) -> impl Future<Output = Result<Vec<String>>> + Send {
         async { Err(Error::Unsupported("list")) }
     }
 
     /// Called after a cleanup removed `cleared` records, e.g. to compact a file.
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, Record, Store};
+    /// # futures::executor::block_on(async {
+    /// let store = LiveStore::new();
+    /// # let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
+    /// # Store::set(&store, "sid", record).await?;
+    /// // The bridge calls it after a cleanup pass; `LiveStore` gives memory back.
+    /// Store::optimize(&store, 1_000).await?;
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// A backend failure, as [`Error::Store`].
     fn optimize(&self, cleared: usize) -> impl Future<Output = Result<()>> + Send {
         let _ = cleared;
         async { Ok(()) }
@@ -124,12 +247,61 @@ pub trait Store: Send + Sync + 'static {
 /// ```
 pub trait SyncStore: Send + Sync + 'static {
     /// See [`Store::get`].
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, Record, SyncStore};
+    /// let store = LiveStore::new();
+    /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
+    /// store.set("sid", record.clone())?;
+    /// assert_eq!(store.get("sid")?, Some(record));
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::get`].
     fn get(&self, sid: &str) -> Result<Option<Record>>;
     /// See [`Store::set`].
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, Record, SyncStore};
+    /// let store = LiveStore::new();
+    /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
+    /// assert!(store.set("sid", record)?);
+    /// assert_eq!(store.len(), 1);
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::set`].
     fn set(&self, sid: &str, record: Record) -> Result<bool>;
     /// See [`Store::destroy`].
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, Record, SyncStore};
+    /// let store = LiveStore::new();
+    /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
+    /// store.set("sid", record)?;
+    /// assert!(store.destroy("sid")?);
+    /// assert!(store.get("sid")?.is_none());
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::destroy`].
     fn destroy(&self, sid: &str) -> Result<bool>;
     /// See [`Store::create`]; the default is `get` then `set`.
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, Record, SyncStore};
+    /// let store = LiveStore::new();
+    /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
+    /// assert!(store.create("sid", record.clone())?);
+    /// assert!(!store.create("sid", record)?, "never overwrites");
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::create`].
     fn create(&self, sid: &str, record: Record) -> Result<bool> {
         if SyncStore::get(self, sid)?.is_some() {
             return Ok(false);
@@ -137,6 +309,20 @@ pub trait SyncStore: Send + Sync + 'static {
         SyncStore::set(self, sid, record)
     }
     /// See [`Store::update`]; the default is `get`, compare, `set`.
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, Record, SyncStore};
+    /// let store = LiveStore::new();
+    /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
+    /// store.create("sid", record.clone())?;
+    /// let next = Record { version: 1, ..record };
+    /// assert!(store.update("sid", next.clone(), 0)?);
+    /// assert!(!store.update("sid", next, 0)?, "stale version");
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::update`].
     fn update(&self, sid: &str, record: Record, expected_version: u64) -> Result<bool> {
         match SyncStore::get(self, sid)? {
             Some(current) if current.version == expected_version => {
@@ -146,10 +332,34 @@ pub trait SyncStore: Send + Sync + 'static {
         }
     }
     /// See [`Store::list`].
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, Record, SyncStore};
+    /// let store = LiveStore::new();
+    /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
+    /// store.set("sid", record)?;
+    /// assert_eq!(store.list()?, vec!["sid".to_owned()]);
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::list`].
     fn list(&self) -> Result<Vec<String>> {
         Err(Error::Unsupported("list"))
     }
     /// See [`Store::optimize`].
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, Record, SyncStore};
+    /// let store = LiveStore::new();
+    /// # let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
+    /// # store.set("sid", record)?;
+    /// store.optimize(1_000)?; // after a cleanup pass
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::optimize`].
     fn optimize(&self, cleared: usize) -> Result<()> {
         let _ = cleared;
         Ok(())
