@@ -11,7 +11,7 @@ use http::HeaderMap;
 use serde_json::{Map, Value};
 
 use crate::clock::{Clock, SystemClock};
-use crate::cookies::{CookieAttrs, Key, KeyRing, is_valid_cookie_name};
+use crate::cookies::{CookieAttrs, Key, KeyRing, is_valid_attribute, is_valid_cookie_name};
 use crate::engine::{CleanupControl, CookieConfig, Engine};
 use crate::error::{Error, Result};
 use crate::events::{BridgeEvent, EventStream, Events};
@@ -1163,9 +1163,13 @@ impl SessionBridgeBuilder {
     pub fn keys<K, I>(mut self, keys: I) -> Self
     where
         I: IntoIterator<Item = K>,
-        K: TryInto<Key, Error = Error>,
+        K: TryInto<Key>,
+        K::Error: Into<Error>,
     {
-        self.keys = keys.into_iter().map(TryInto::try_into).collect();
+        self.keys = keys
+            .into_iter()
+            .map(|k| k.try_into().map_err(Into::into))
+            .collect();
         self
     }
 
@@ -1415,14 +1419,14 @@ impl SessionBridgeBuilder {
         if client_name == key {
             return Err(Error::option("client_key", "must differ from `key`"));
         }
-        if !self.path.starts_with('/') || self.path.contains([';', '\r', '\n']) {
+        if !self.path.starts_with('/') || !is_valid_attribute(&self.path) {
             return Err(Error::option(
                 "path",
-                "must start with `/` and contain no `;`",
+                "must start with `/` and hold only visible ASCII, no `;`",
             ));
         }
         if let Some(d) = &self.domain
-            && (d.is_empty() || d.contains([';', '\r', '\n', ' ']))
+            && (d.is_empty() || d.contains(' ') || !is_valid_attribute(d))
         {
             return Err(Error::option("domain", "must be a host name"));
         }
@@ -1430,6 +1434,15 @@ impl SessionBridgeBuilder {
             return Err(Error::option(
                 "same_site",
                 "`SameSite=None` requires `secure(true)`; browsers reject it otherwise",
+            ));
+        }
+        // An id the generator's own check rejects would never come back from a cookie:
+        // every request would silently start a new session.
+        let probe = self.ids.generate();
+        if !self.ids.is_valid(&probe) || probe.contains('.') || probe.is_empty() {
+            return Err(Error::option(
+                "ids",
+                "the id generator makes ids its own `is_valid` rejects (or ids with a `.`)",
             ));
         }
         let mut keys = Vec::with_capacity(self.keys.len());
@@ -1487,6 +1500,7 @@ impl SessionBridgeBuilder {
             origins: OriginPolicy {
                 allowed: self.allowed_origins,
             },
+            retired: Default::default(),
         };
         Ok(SessionBridge {
             engine: Arc::new(engine),

@@ -233,16 +233,31 @@ impl CookieAttrs {
                 c.set_expires(cookie::time::OffsetDateTime::UNIX_EPOCH);
             }
         }
-        c.encoded().to_string()
+        // Not `encoded()`: it would percent-encode the NAME (`app|sid` -> `app%7Csid`), and the
+        // browser would send back a name we never look for. Names are validated tokens and
+        // values are URL-safe ids, so nothing here needs encoding.
+        c.to_string()
     }
 }
 
 /// Appends one `Set-Cookie` header (never replaces others already set by the app).
 pub(crate) fn append_set_cookie(headers: &mut HeaderMap, value: &str) {
-    // Names are validated at build time and values are URL-safe ids, so this always parses.
-    if let Ok(v) = HeaderValue::from_str(value) {
-        headers.append(header::SET_COOKIE, v);
+    // Names, path and domain are validated at build time (visible ASCII) and values are
+    // URL-safe ids, so this always parses; say so loudly if that ever stops being true.
+    match HeaderValue::from_str(value) {
+        Ok(v) => {
+            headers.append(header::SET_COOKIE, v);
+        }
+        Err(_) => tracing::error!("a Set-Cookie header could not be built and was not sent"),
     }
+}
+
+/// Whether `value` may stand in a cookie attribute (`Path`, `Domain`): visible ASCII or
+/// space, no `;`.
+pub(crate) fn is_valid_attribute(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b';')
 }
 
 /// Whether `name` is a valid cookie name (RFC 6265 token).

@@ -17,6 +17,37 @@ use crate::mapping::Mapping;
 
 /// How many mapped-but-expired sessions one write may retire (keeps the mapping bounded).
 const RETIRE_PER_WRITE: usize = 2;
+/// How long a client id replaced by `regenerate` is never re-sent (covers requests in flight).
+const RETIRED_CLIENT_TTL: u64 = 10 * 60_000;
+/// At most this many retired client ids are remembered (oldest forgotten first).
+const RETIRED_CLIENT_CAP: usize = 100_000;
+
+/// Client ids replaced by `regenerate`, remembered briefly and boundedly.
+#[derive(Default)]
+pub(crate) struct RetiredClients {
+    until: hashbrown::HashMap<String, u64>,
+    order: std::collections::VecDeque<(u64, String)>,
+}
+
+impl RetiredClients {
+    fn insert(&mut self, cid: &str, until: u64, now: u64) {
+        while let Some((at, _)) = self.order.front() {
+            if *at > now && self.order.len() < RETIRED_CLIENT_CAP {
+                break;
+            }
+            if let Some((_, old)) = self.order.pop_front() {
+                self.until.remove(&old);
+            }
+        }
+        self.until.insert(cid.to_owned(), until);
+        self.order.push_back((until, cid.to_owned()));
+    }
+
+    fn contains(&self, cid: &str, now: u64) -> bool {
+        self.until.get(cid).is_some_and(|until| *until > now)
+    }
+}
+
 /// How many times a write retries when another writer moved the record (SPEC R1).
 pub(crate) const WRITE_ATTEMPTS: u32 = 4;
 
@@ -56,6 +87,7 @@ pub(crate) struct Engine {
     pub(crate) cleanup: CleanupControl,
     pub(crate) default_cleanup_interval: u64,
     pub(crate) origins: crate::socket_flow::OriginPolicy,
+    pub(crate) retired: std::sync::Mutex<RetiredClients>,
 }
 
 impl Drop for Engine {
@@ -116,15 +148,7 @@ impl Engine {
     pub(crate) async fn load(&self, sid: &str) -> LoadResult {
         match self.gateway.fetch(sid).await? {
             Fetched::Missing => {
-                // Still mapped but gone from the store: it was destroyed behind the bridge's
-                // back (LiveStore's expiry sweep, another process, a TTL in Redis). Say so
-                // once (H7), so sockets and listeners do not wait for a session that is dead.
-                if let Some(cid) = self.mapping.detach(sid) {
-                    self.events.publish(BridgeEvent::SessionDestroy {
-                        client_id: Some(cid),
-                        session_id: sid.to_owned(),
-                    });
-                }
+                self.announce_if_mapped(sid);
                 Ok(None)
             }
             Fetched::Live(loaded) => Ok(Some(loaded)),
@@ -168,14 +192,9 @@ impl Engine {
     /// Attaches `cid` <-> `sid` unless another client claimed `sid` meanwhile; announces
     /// `SessionSet { is_new: false, is_init: true }` (H2 b).
     fn claim(&self, cid: &str, sid: &str, expires_at: u64) -> bool {
-        if self
-            .mapping
-            .client_id(sid)
-            .is_some_and(|owner| owner != cid)
-        {
+        if !self.mapping.attach_if_unclaimed(cid, sid, expires_at) {
             return false;
         }
-        self.mapping.attach(cid, sid, expires_at);
         self.events.publish(BridgeEvent::SessionSet {
             client_id: Some(cid.to_owned()),
             session_id: sid.to_owned(),
@@ -215,6 +234,18 @@ impl Engine {
         });
     }
 
+    /// A mapped session found missing from the store was destroyed behind the bridge's back
+    /// (LiveStore's expiry sweep, another process, a TTL in Redis): say so once (H7), so
+    /// sockets and listeners do not wait for a session that is dead.
+    fn announce_if_mapped(&self, sid: &str) {
+        if let Some(cid) = self.mapping.detach(sid) {
+            self.events.publish(BridgeEvent::SessionDestroy {
+                client_id: Some(cid),
+                session_id: sid.to_owned(),
+            });
+        }
+    }
+
     /// A record is gone (GW3): mapping entry removed, `SessionDestroy` emitted (H7).
     pub(crate) fn announce_destroy(&self, sid: &str) {
         let client_id = self.mapping.detach(sid);
@@ -226,13 +257,42 @@ impl Engine {
 
     /// GW3: destroys `sid`; announces it only if a record was really there (H7).
     pub(crate) async fn destroy(&self, sid: &str) -> Result<bool> {
+        self.destroy_owned(sid, None).await
+    }
+
+    /// [`destroy`](Self::destroy), naming `owner` in the event when the mapping no longer
+    /// knows it (the request that destroys a session may have just mapped its client to a
+    /// new one).
+    pub(crate) async fn destroy_owned(&self, sid: &str, owner: Option<String>) -> Result<bool> {
         let existed = self.gateway.destroy(sid).await?;
+        let mapped = self.mapping.detach(sid);
         if existed {
-            self.announce_destroy(sid);
-        } else {
-            self.mapping.detach(sid);
+            self.events.publish(BridgeEvent::SessionDestroy {
+                client_id: mapped.or(owner),
+                session_id: sid.to_owned(),
+            });
         }
         Ok(existed)
+    }
+
+    /// Remembers a client id that `regenerate` replaced, so that a request still carrying it
+    /// (sent before the login response arrived) does not roll it back into the browser.
+    pub(crate) fn retire_client(&self, cid: &str) {
+        let until = self.now().saturating_add(RETIRED_CLIENT_TTL);
+        let mut r = self
+            .retired
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        r.insert(cid, until, self.now());
+    }
+
+    /// Whether `cid` was replaced by a `regenerate` in the last few minutes.
+    pub(crate) fn is_retired_client(&self, cid: &str) -> bool {
+        let r = self
+            .retired
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        r.contains(cid, self.now())
     }
 
     /// Writes `data` as the new state of an existing session, under the caller's lock,
@@ -315,13 +375,25 @@ impl Engine {
         }
     }
 
-    /// GW4: destroys expired records, announces each and the count.
+    /// GW4: destroys expired (and corrupt) records, announces each and the count. Each
+    /// record is examined under its session's lock, so a cleanup never pulls a session from
+    /// under a running `with_session` handler or HTTP commit.
     pub(crate) async fn cleanup(&self) -> Result<usize> {
-        let cleared = self.gateway.sweep_expired().await?;
-        for sid in &cleared {
-            self.announce_destroy(sid);
+        let ids = self.gateway.store.list().await?;
+        let mut cleared = 0;
+        for sid in ids {
+            let _lock = self.lock(&sid).await;
+            match self.gateway.fetch(&sid).await? {
+                Fetched::Expired | Fetched::Corrupt(_) => {
+                    cleared += 1;
+                    self.announce_destroy(&sid);
+                }
+                Fetched::Missing => self.announce_if_mapped(&sid),
+                Fetched::Live(_) => {}
+            }
         }
-        self.events.publish(BridgeEvent::Cleanup(cleared.len()));
-        Ok(cleared.len())
+        self.gateway.store.optimize(cleared).await?;
+        self.events.publish(BridgeEvent::Cleanup(cleared));
+        Ok(cleared)
     }
 }

@@ -87,12 +87,23 @@ pub enum Error {
         /// How many times the lock was taken and the binding found stale.
         attempts: u32,
     },
+    /// A `with_session` handler asked for the lock of the session it is already holding
+    /// (the lock is not re-entrant). Work on the handler's `ctx.session` instead.
+    #[error("this session's lock is already held by the calling handler")]
+    Reentrant,
     /// A concurrent writer (another node) kept changing the record between read and write (SPEC R1).
     #[error("session record kept changing under a concurrent writer ({attempts} attempts)")]
     Conflict {
         /// How many compare-and-set attempts were made.
         attempts: u32,
     },
+}
+
+/// Lets infallible conversions (a [`Key`](crate::Key) into itself) feed the builder.
+impl From<std::convert::Infallible> for Error {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
 }
 
 impl From<serde_json::Error> for Error {

@@ -42,7 +42,7 @@ use futures::Stream;
 /// # Ok::<_, session_bridge::Error>(())
 /// # }).unwrap();
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BridgeEvent {
     /// A session record was written, or attached to a client.
@@ -65,6 +65,37 @@ pub enum BridgeEvent {
     },
     /// A cleanup pass removed this many expired records.
     Cleanup(usize),
+}
+
+/// Ids are shown as short one-way digests: `Debug` output ends up in logs.
+impl std::fmt::Debug for BridgeEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::id::redact;
+        let cid = |c: &Option<String>| c.as_deref().map(redact);
+        match self {
+            BridgeEvent::SessionSet {
+                client_id,
+                session_id,
+                is_new,
+                is_init,
+            } => f
+                .debug_struct("SessionSet")
+                .field("client_id", &cid(client_id))
+                .field("session_id", &redact(session_id))
+                .field("is_new", is_new)
+                .field("is_init", is_init)
+                .finish(),
+            BridgeEvent::SessionDestroy {
+                client_id,
+                session_id,
+            } => f
+                .debug_struct("SessionDestroy")
+                .field("client_id", &cid(client_id))
+                .field("session_id", &redact(session_id))
+                .finish(),
+            BridgeEvent::Cleanup(n) => f.debug_tuple("Cleanup").field(n).finish(),
+        }
+    }
 }
 
 /// Fan-out of events to subscribers.

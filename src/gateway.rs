@@ -63,14 +63,22 @@ impl Gateway {
         let Some(record) = self.store.get(sid).await? else {
             return Ok(Fetched::Missing);
         };
+        // A destroy that finds nothing means another reader got there first and reports it:
+        // say `Missing`, so each death is announced once.
         if record.is_expired(self.now()) {
-            self.store.destroy(sid).await?;
-            return Ok(Fetched::Expired);
+            let destroyed = self.store.destroy(sid).await?;
+            return Ok(if destroyed {
+                Fetched::Expired
+            } else {
+                Fetched::Missing
+            });
         }
         match record.session_object() {
             Ok(data) => Ok(Fetched::Live(Loaded { record, data })),
             Err(reason) => {
-                self.store.destroy(sid).await?;
+                if !self.store.destroy(sid).await? {
+                    return Ok(Fetched::Missing);
+                }
                 let err = Error::CorruptRecord {
                     tag: self.tag(sid),
                     reason,
@@ -128,20 +136,6 @@ impl Gateway {
     /// GW3 (the store part): whether a record was there.
     pub(crate) async fn destroy(&self, sid: &str) -> Result<bool> {
         self.store.destroy(sid).await
-    }
-
-    /// GW4 (the store part): destroys every expired or corrupt record, returns their ids.
-    pub(crate) async fn sweep_expired(&self) -> Result<Vec<String>> {
-        let ids = self.store.list().await?;
-        let mut cleared = Vec::new();
-        for sid in ids {
-            match self.fetch(&sid).await? {
-                Fetched::Expired | Fetched::Corrupt(_) => cleared.push(sid),
-                Fetched::Missing | Fetched::Live(_) => {}
-            }
-        }
-        self.store.optimize(cleared.len()).await?;
-        Ok(cleared)
     }
 }
 
@@ -255,23 +249,5 @@ mod tests {
             ));
         });
         assert!(store.is_empty());
-    }
-
-    #[test]
-    fn gw4_sweep_returns_only_expired_ids() {
-        let clock = ManualClock::new(0);
-        let store = LiveStore::with_clock(clock.clone());
-        let g = gateway(&clock, &store);
-        block_on(async {
-            g.write("old", &obj("{}"), None, Some(10), true)
-                .await
-                .unwrap();
-            g.write("new", &obj("{}"), None, Some(10_000), true)
-                .await
-                .unwrap();
-            clock.set(10);
-            assert_eq!(g.sweep_expired().await.unwrap(), vec!["old".to_owned()]);
-        });
-        assert_eq!(store.len(), 1);
     }
 }

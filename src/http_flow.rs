@@ -144,7 +144,11 @@ impl RequestContext {
         let st = self.session.state().clone();
         let cid = st.client_id.clone();
 
-        if self.send_client_cookie || st.client_rotated {
+        // H1, H8: (re)send the client cookie, but never one that a `regenerate` replaced: a
+        // request sent before the login response arrived would roll the browser back.
+        if (self.send_client_cookie || st.retired_client.is_some())
+            && !engine.is_retired_client(&cid)
+        {
             let value = engine.cookie_value(&cfg.client_name, &cid);
             let set = cfg
                 .attrs
@@ -155,30 +159,77 @@ impl RequestContext {
             return Ok(()); // H3: never touched
         }
 
-        // Sessions ended by `destroy` or left by `regenerate`. A regenerated session's new
-        // record is created before the old one goes, so a failed create loses nothing.
-        let destroy_old = async || -> Result<bool> {
+        let session_cookie = |sid: &str, max_age: u64| -> String {
+            let value = engine.cookie_value(&cfg.session_name, sid);
+            let max_age = (!cfg.browser_session).then_some(max_age);
+            cfg.attrs.set_cookie(&cfg.session_name, &value, max_age)
+        };
+        let clear_cookie = || cfg.attrs.set_cookie(&cfg.session_name, "", Some(0));
+        // Owners now, before a new session is mapped to this client and hides them (H7).
+        let owners: Vec<(String, Option<String>)> = st
+            .destroy
+            .iter()
+            .chain(st.moved_from.iter())
+            .map(|sid| (sid.clone(), engine.mapping.client_id(sid)))
+            .collect();
+        let owner_of = |sid: &str| {
+            owners
+                .iter()
+                .find(|(s, _)| s == sid)
+                .and_then(|(_, o)| o.clone())
+        };
+        // Sessions this request ended with `destroy`.
+        let destroy_ended = async || -> Result<bool> {
             for sid in &st.destroy {
                 let _lock = engine.lock(sid).await;
-                engine.destroy(sid).await?;
+                engine.destroy_owned(sid, owner_of(sid)).await?;
             }
             Ok(!st.destroy.is_empty())
         };
 
-        let session_cookie = |max_age: Option<u64>| -> String {
-            let sid = st.sid.as_deref().unwrap_or_default();
-            let value = engine.cookie_value(&cfg.session_name, sid);
-            let max_age = if cfg.browser_session { None } else { max_age };
-            cfg.attrs.set_cookie(&cfg.session_name, &value, max_age)
-        };
-        let clear_cookie = || cfg.attrs.set_cookie(&cfg.session_name, "", Some(0));
-
         match (&st.sid, &st.base) {
+            // `regenerate`: the stored session, re-read under its lock with this request's
+            // changes applied, moves to the new id; the old record goes only after the new
+            // one is written, so a refused write loses nothing (H5, H8).
+            (new_sid, None) if st.moved_from.is_some() => {
+                let from = st.moved_from.as_deref().unwrap_or_default();
+                let _lock = engine.lock(from).await;
+                let Some(fresh) = engine.load(from).await? else {
+                    // Destroyed meanwhile (logout, ban, expiry): nothing to move, and never
+                    // resurrect it.
+                    destroy_ended().await?;
+                    return Ok(());
+                };
+                let mut data = fresh.data;
+                st.changes.apply(&st.data, &mut data);
+                let ttl = st.max_age.unwrap_or(fresh.record.ttl);
+                let created = if data.is_empty() {
+                    None
+                } else {
+                    // Sockets may have filled a session this request had emptied: it still moves.
+                    let sid = new_sid.clone().unwrap_or_else(|| engine.ids.generate());
+                    let created = engine.create(&cid, &sid, &data, Some(ttl)).await?;
+                    Some((sid, created))
+                };
+                engine.destroy_owned(from, owner_of(from)).await?;
+                destroy_ended().await?;
+                if let Some(st) = st.retired_client.as_deref() {
+                    engine.retire_client(st);
+                }
+                let cookie = match created {
+                    Some((sid, created)) => session_cookie(&sid, created.record.ttl),
+                    None => clear_cookie(),
+                };
+                append_set_cookie(headers, &cookie);
+            }
             // New session: stored only when non-empty (H4).
             (Some(sid), None) if !st.data.is_empty() => {
                 let created = engine.create(&cid, sid, &st.data, st.max_age).await?;
-                destroy_old().await?;
-                append_set_cookie(headers, &session_cookie(Some(created.record.ttl)));
+                destroy_ended().await?;
+                if let Some(st) = st.retired_client.as_deref() {
+                    engine.retire_client(st);
+                }
+                append_set_cookie(headers, &session_cookie(sid, created.record.ttl));
             }
             (Some(sid), Some(base)) => {
                 let now = engine.now();
@@ -187,16 +238,16 @@ impl RequestContext {
                 let ttl_changed = st.max_age.is_some_and(|ms| ms != base.ttl);
                 if st.changes.is_empty() && !refresh && !ttl_changed {
                     if self.session_cookie_stale {
-                        append_set_cookie(headers, &session_cookie(Some(base.ttl)));
+                        append_set_cookie(headers, &session_cookie(sid, base.ttl));
                     }
                     return Ok(());
                 }
                 let _lock = engine.lock(sid).await;
-                // Re-read under the lock and apply only what this request changed.
+                // Re-read under the lock and apply only what this request changed. A session
+                // destroyed meanwhile (by a socket, cleanup, another request, a regenerate) is
+                // never resurrected, and its cookie is left alone: a dead id is harmless
+                // (H2 d), while clearing it could erase the cookie a concurrent login just set.
                 let Some(fresh) = engine.load(sid).await? else {
-                    // Destroyed meanwhile (by a socket, cleanup, another request): never
-                    // resurrect it; the browser's cookie is cleared.
-                    append_set_cookie(headers, &clear_cookie());
                     return Ok(());
                 };
                 let changes = st.changes.clone();
@@ -204,21 +255,18 @@ impl RequestContext {
                 let apply = move |fresh: &mut serde_json::Map<String, serde_json::Value>| {
                     changes.apply(&ours, fresh)
                 };
-                match engine
+                let saved = engine
                     .update_existing(sid, fresh, st.max_age, refresh, &apply)
-                    .await?
+                    .await?;
+                if let Some(saved) = saved
+                    && (refresh || ttl_changed || self.session_cookie_stale)
                 {
-                    Some(saved) => {
-                        if refresh || ttl_changed || self.session_cookie_stale {
-                            append_set_cookie(headers, &session_cookie(Some(saved.record.ttl)));
-                        }
-                    }
-                    None => append_set_cookie(headers, &clear_cookie()),
+                    append_set_cookie(headers, &session_cookie(sid, saved.record.ttl));
                 }
             }
             // Destroyed and not replaced by a new non-empty session: clear the cookie.
             _ => {
-                if destroy_old().await? {
+                if destroy_ended().await? {
                     append_set_cookie(headers, &clear_cookie());
                 }
             }

@@ -132,6 +132,15 @@ impl IdGen for SequentialIdGen {
     }
 }
 
+/// A short one-way digest of an id for `Debug` output: lets two lines be matched without
+/// showing the id (a prefix of SHA-256 of a 192-bit random id reveals nothing usable).
+pub(crate) fn redact(id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    let text = URL_SAFE_NO_PAD.encode(digest);
+    format!("#{}", text.get(..8).unwrap_or_default())
+}
+
 /// A short keyed hash of an id, safe to log or show in an error (never the id itself).
 ///
 /// Two tags are equal when the ids and the key are; without the key a tag reveals nothing.

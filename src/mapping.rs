@@ -24,6 +24,17 @@ struct Maps {
 }
 
 impl Maps {
+    fn link(&mut self, cid: &str, sid: &str, expires_at: u64) {
+        if let Some(old_sid) = self.sid_by_cid.get(cid).cloned() {
+            self.remove_sid(&old_sid);
+        }
+        self.remove_sid(sid);
+        self.sid_by_cid.insert(cid.to_owned(), sid.to_owned());
+        self.by_sid
+            .insert(sid.to_owned(), (cid.to_owned(), expires_at));
+        self.expiry.insert((expires_at, sid.to_owned()));
+    }
+
     fn remove_sid(&mut self, sid: &str) -> Option<String> {
         let (cid, at) = self.by_sid.remove(sid)?;
         self.expiry.remove(&(at, sid.to_owned()));
@@ -59,14 +70,18 @@ impl Mapping {
     /// Links `cid` and `sid`, dropping whatever either was linked to before (1:1).
     pub(crate) fn attach(&self, cid: &str, sid: &str, expires_at: u64) {
         let mut m = self.write();
-        if let Some(old_sid) = m.sid_by_cid.get(cid).cloned() {
-            m.remove_sid(&old_sid);
+        m.link(cid, sid, expires_at);
+    }
+
+    /// Links `cid` and `sid` unless another client holds `sid`, in one step under one lock, so
+    /// two clients racing for the same unclaimed session cannot both get it (H2 b, c).
+    pub(crate) fn attach_if_unclaimed(&self, cid: &str, sid: &str, expires_at: u64) -> bool {
+        let mut m = self.write();
+        if m.by_sid.get(sid).is_some_and(|(owner, _)| owner != cid) {
+            return false;
         }
-        m.remove_sid(sid);
-        m.sid_by_cid.insert(cid.to_owned(), sid.to_owned());
-        m.by_sid
-            .insert(sid.to_owned(), (cid.to_owned(), expires_at));
-        m.expiry.insert((expires_at, sid.to_owned()));
+        m.link(cid, sid, expires_at);
+        true
     }
 
     /// Records a new expiry for a mapped sid; returns its client id, if mapped.
@@ -120,6 +135,43 @@ mod tests {
         assert_eq!(m.len(), 1);
         assert_eq!(m.due(15, 10), Vec::<String>::new());
         assert_eq!(m.due(20, 10), vec!["s2".to_owned()]);
+    }
+
+    #[test]
+    fn attach_if_unclaimed_never_takes_another_clients_session() {
+        let m = Mapping::default();
+        assert!(m.attach_if_unclaimed("c1", "s", 10));
+        assert!(!m.attach_if_unclaimed("c2", "s", 10));
+        assert!(
+            m.attach_if_unclaimed("c1", "s", 20),
+            "its own: a no-op claim"
+        );
+        assert_eq!(m.client_id("s").as_deref(), Some("c1"));
+        assert_eq!(m.session_id("c2"), None);
+    }
+
+    #[test]
+    fn racing_claims_leave_exactly_one_owner() {
+        for round in 0..200 {
+            let m = std::sync::Arc::new(Mapping::default());
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let handles: Vec<_> = ["a", "b"]
+                .into_iter()
+                .map(|cid| {
+                    let (m, barrier) = (m.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        m.attach_if_unclaimed(cid, "s", 10)
+                    })
+                })
+                .collect();
+            let wins = handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(false))
+                .filter(|won| *won)
+                .count();
+            assert_eq!(wins, 1, "round {round}");
+        }
     }
 
     #[test]

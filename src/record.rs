@@ -40,7 +40,7 @@ pub const RECORD_FORMAT: u64 = 1;
 /// assert_eq!(text, r#"{"expiresAt":1000,"format":1,"session":"{\"n\":1}","ttl":500,"version":0}"#);
 /// assert_eq!(Record::decode(&text).unwrap(), r);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Record {
     /// JSON text of the session object.
     pub session: String,
@@ -50,6 +50,18 @@ pub struct Record {
     pub ttl: u64,
     /// Write counter for compare-and-set.
     pub version: u64,
+}
+
+/// Shows the session's size, never its text (it may hold secrets).
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("session", &format_args!("<{} bytes>", self.session.len()))
+            .field("expires_at", &self.expires_at)
+            .field("ttl", &self.ttl)
+            .field("version", &self.version)
+            .finish()
+    }
 }
 
 impl Record {

@@ -115,11 +115,14 @@ pub(crate) struct State {
     pub(crate) base: Option<Record>,
     pub(crate) data: Map<String, Value>,
     pub(crate) changes: Changes,
-    /// Sessions to destroy at commit (`destroy`, `regenerate`).
+    /// Sessions to destroy at commit (`destroy`).
     pub(crate) destroy: Vec<String>,
+    /// The stored session `regenerate` moves away from: at commit, its fresh record plus this
+    /// request's changes become the new session, and it is destroyed.
+    pub(crate) moved_from: Option<String>,
     pub(crate) max_age: Option<u64>,
-    /// The client id was replaced by `regenerate` (H8).
-    pub(crate) client_rotated: bool,
+    /// The client id `regenerate` replaced (H8): never re-sent again.
+    pub(crate) retired_client: Option<String>,
 }
 
 impl Session {
@@ -137,8 +140,9 @@ impl Session {
                     data: Map::new(),
                     changes: Changes::default(),
                     destroy: Vec::new(),
+                    moved_from: None,
                     max_age: None,
-                    client_rotated: false,
+                    retired_client: None,
                 }),
             }),
         }
@@ -570,6 +574,9 @@ impl Session {
             if let (Some(sid), Some(_)) = (st.sid.take(), st.base.take()) {
                 st.destroy.push(sid);
             }
+            if let Some(from) = st.moved_from.take() {
+                st.destroy.push(from);
+            }
             st.data.clear();
             st.changes = Changes::default();
         })
@@ -610,17 +617,14 @@ impl Session {
     pub async fn regenerate(&self) -> Result<()> {
         let engine = Arc::clone(&self.shared.engine);
         self.with_data(|st| {
+            // The stored session (if any) moves at commit; its changes stay key by key, so
+            // writes made to it meanwhile (by sockets) move along too.
             if let (Some(sid), Some(_)) = (st.sid.take(), st.base.take()) {
-                st.destroy.push(sid);
+                st.moved_from = Some(sid);
             }
-            st.sid = None;
-            st.changes = Changes {
-                replaced: true,
-                keys: BTreeMap::new(),
-            };
             self.assign_id_if_new(st);
-            st.client_id = engine.ids.generate();
-            st.client_rotated = true;
+            let old_client = std::mem::replace(&mut st.client_id, engine.ids.generate());
+            st.retired_client.get_or_insert(old_client);
         })
         .await
     }

@@ -46,6 +46,9 @@ const BIND_ATTEMPTS: u32 = 3;
 pub struct SocketSession {
     engine: Arc<Engine>,
     client_id: Option<Arc<str>>,
+    /// Set on the handle given to a `with_session` handler: the session it already holds, so
+    /// that locking it again fails fast instead of waiting for itself forever.
+    holding: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for SocketSession {
@@ -82,7 +85,6 @@ impl std::fmt::Debug for SocketSession {
 /// # Ok::<_, session_bridge::Error>(())
 /// # }).unwrap();
 /// ```
-#[derive(Debug)]
 pub struct SessionContext {
     /// The id of the session being handled.
     pub session_id: String,
@@ -91,6 +93,17 @@ pub struct SessionContext {
     /// The socket's handle (to read its client id, for instance).
     pub socket: SocketSession,
     destroyed: bool,
+}
+
+/// Shows the shape only: ids and data are secrets.
+impl std::fmt::Debug for SessionContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionContext")
+            .field("session_id", &crate::id::redact(&self.session_id))
+            .field("keys", &self.session.len())
+            .field("destroyed", &self.destroyed)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SessionContext {
@@ -324,7 +337,10 @@ impl SessionGuard {
     /// ```
     ///
     /// # Errors
-    /// A store error, [`Error::SessionTooLarge`], or [`Error::Conflict`].
+    /// A store error, [`Error::SessionTooLarge`], [`Error::Conflict`], or
+    /// [`Error::SessionMissing`] when the session was destroyed meanwhile by a path that does
+    /// not take its lock (expiry seen by a reader): the changes are not written (never
+    /// resurrected).
     pub async fn commit(self) -> Result<()> {
         self.socket
             .save(&self.session_id, self.loaded, &self.data)
@@ -381,6 +397,7 @@ impl SocketSession {
         Ok(Self {
             engine,
             client_id: client_id.map(Arc::from),
+            holding: None,
         })
     }
 
@@ -485,7 +502,10 @@ impl SocketSession {
     /// ```
     ///
     /// # Errors
-    /// [`Error::SessionMissing`], a store error, [`Error::SessionTooLarge`],
+    /// [`Error::Reentrant`] when called from a handler on the session it holds (the lock is
+    /// not re-entrant; calling other bridge methods that lock the same session from inside the
+    /// handler, such as `set_by_id` or `destroy_by_id`, would wait forever: work on
+    /// `ctx.session` instead). [`Error::SessionMissing`], a store error, [`Error::SessionTooLarge`],
     /// [`Error::Contention`] or [`Error::Conflict`].
     pub async fn with_session<F, R>(&self, handler: F) -> Result<R>
     where
@@ -587,18 +607,26 @@ impl SocketSession {
         let mut ctx = SessionContext {
             session_id: guard.session_id.clone(),
             session: guard.data.clone(),
-            socket: self.clone(),
+            socket: SocketSession {
+                holding: Some(Arc::from(guard.session_id.as_str())),
+                ..self.clone()
+            },
             destroyed: false,
         };
         let value = handler(&mut ctx).await;
         if ctx.destroyed {
             guard.destroy().await?;
-        } else {
-            let mut guard = guard;
-            guard.data = ctx.session;
-            guard.commit().await?;
+            return Ok(value);
         }
-        Ok(value)
+        let mut guard = guard;
+        guard.data = ctx.session;
+        match guard.commit().await {
+            Ok(()) => Ok(value),
+            // The session died while the handler ran (expired, destroyed by HTTP or by
+            // cleanup): its changes had nowhere to go, which is the missing case (S4).
+            Err(Error::SessionMissing) => on_missing.resolve(),
+            Err(err) => Err(err),
+        }
     }
 
     /// Takes the session's lock and loads it: the guard style (S3). `Ok(None)` when the
@@ -633,6 +661,9 @@ impl SocketSession {
             let Some(sid) = self.session_id() else {
                 return Ok(None);
             };
+            if self.holding.as_deref() == Some(sid.as_str()) {
+                return Err(Error::Reentrant);
+            }
             let lock = self.engine.lock(&sid).await;
             // The session may have moved (regenerated, destroyed) while we waited.
             if self.session_id().as_deref() != Some(sid.as_str()) {
@@ -662,10 +693,14 @@ impl SocketSession {
         }
         let ours = data.clone();
         let apply = move |fresh: &mut Map<String, Value>| changes.apply(&ours, fresh);
-        self.engine
+        match self
+            .engine
             .update_existing(sid, loaded, None, false, &apply)
-            .await
-            .map(drop)
+            .await?
+        {
+            Some(_) => Ok(()),
+            None => Err(Error::SessionMissing),
+        }
     }
 }
 
@@ -693,13 +728,38 @@ pub(crate) fn origin_allowed(policy: &OriginPolicy, headers: &HeaderMap) -> bool
     if policy.allowed.contains(&origin) {
         return true;
     }
-    let Some((_, host)) = origin.split_once("://") else {
+    let Some((scheme, authority)) = origin.split_once("://") else {
         return false; // "null" and other opaque origins
     };
-    headers
+    let default_port = match scheme {
+        "http" | "ws" => "80",
+        "https" | "wss" => "443",
+        _ => return false,
+    };
+    let Some(host) = headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| h.trim().eq_ignore_ascii_case(host))
+    else {
+        return false; // no Host (behind some proxies, HTTP/2): use `allowed_origins`
+    };
+    let (origin_host, origin_port) = split_port(authority, default_port);
+    let (host, port) = split_port(host.trim(), default_port);
+    origin_host.eq_ignore_ascii_case(host) && origin_port == port
+}
+
+/// `host[:port]` (IPv6 in brackets) into host and port, the default when absent, so that
+/// `https://app.example` and `Host: app.example:443` compare equal.
+fn split_port<'a>(authority: &'a str, default_port: &'a str) -> (&'a str, &'a str) {
+    match authority.rsplit_once(':') {
+        Some((host, port))
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!host.starts_with('[') || host.ends_with(']')) =>
+        {
+            (host, port)
+        }
+        _ => (authority, default_port),
+    }
 }
 
 #[cfg(test)]
@@ -741,6 +801,16 @@ mod tests {
             &none,
             &headers(&[("host", "a.test"), ("origin", "null")])
         ));
+        // Default ports compare equal to absent ones; other schemes and ports do not.
+        let allowed = |host: &'static str, origin: &'static str| {
+            origin_allowed(&none, &headers(&[("host", host), ("origin", origin)]))
+        };
+        assert!(allowed("a.test:443", "https://a.test"));
+        assert!(allowed("a.test", "http://a.test:80"));
+        assert!(!allowed("a.test:8443", "https://a.test"));
+        assert!(allowed("[::1]:3000", "http://[::1]:3000"));
+        assert!(!allowed("[::1]", "http://[::1]:3000"));
+        assert!(!allowed("a.test", "ftp://a.test"));
         assert!(!origin_allowed(
             &none,
             &headers(&[("origin", "http://a.test")])

@@ -830,3 +830,187 @@ fn h5_a_regenerate_whose_new_record_is_refused_loses_nothing() {
         );
     });
 }
+
+/// Review finding: a request in flight during a login (regenerate) must not log the user
+/// out by rolling back the old client cookie or clearing the new session cookie (H1, H8).
+#[test]
+fn h8_a_request_in_flight_during_regenerate_does_not_undo_the_login() {
+    block_on(async {
+        for writes in [false, true] {
+            let w = world();
+            let mut b = Browser::new();
+            count(&mut b, &w.bridge).await;
+            // A starts with the pre-login cookies and touches the session.
+            let a = w.bridge.begin_request(b.build_request().headers());
+            if writes {
+                a.session().insert("other", 1).await.unwrap();
+            } else {
+                a.session().get::<u64>("n").await.unwrap();
+            }
+            // B logs in and its response arrives first.
+            b.request(&w.bridge, |s| async move {
+                s.regenerate().await.unwrap();
+                s.insert("user", "ada").await.unwrap();
+            })
+            .await;
+            // A's response arrives last.
+            let mut out = http::HeaderMap::new();
+            a.commit(&mut out).await.unwrap();
+            b.absorb(&out);
+            let user = b
+                .request(&w.bridge, |s| async move {
+                    s.get::<String>("user").await.unwrap()
+                })
+                .await
+                .value;
+            assert_eq!(user.as_deref(), Some("ada"), "writes: {writes}");
+        }
+    });
+}
+
+/// Review finding: a regenerate never brings back a session destroyed meanwhile (a ban).
+#[test]
+fn h5_regenerate_after_a_concurrent_destroy_does_not_resurrect() {
+    block_on(async {
+        let w = world();
+        let mut b = Browser::new();
+        count(&mut b, &w.bridge).await;
+        let cid = b
+            .request(&w.bridge, |s| async move { s.client_id() })
+            .await
+            .value;
+        let ctx = w.bridge.begin_request(b.build_request().headers());
+        ctx.session().get::<u64>("n").await.unwrap(); // loaded before the ban
+        assert!(w.bridge.destroy_by_client_id(&cid).await.unwrap());
+        ctx.session().regenerate().await.unwrap();
+        ctx.session().insert("user", "mallory").await.unwrap();
+        let mut out = http::HeaderMap::new();
+        ctx.commit(&mut out).await.unwrap();
+        b.absorb(&out);
+        let seen = b
+            .request(&w.bridge, |s| async move { s.data().await.unwrap() })
+            .await
+            .value;
+        assert!(seen.is_empty(), "the banned session came back: {seen:?}");
+        assert_eq!(w.bridge.mapped_sessions(), 0);
+    });
+}
+
+/// Review finding: a regenerate carries over what sockets wrote to the session meanwhile.
+#[test]
+fn h5_regenerate_keeps_concurrent_writes_to_other_keys() {
+    block_on(async {
+        let w = world();
+        let mut b = Browser::new();
+        count(&mut b, &w.bridge).await;
+        let ctx = w.bridge.begin_request(b.build_request().headers());
+        ctx.session().get::<u64>("n").await.unwrap();
+        let socket = w
+            .bridge
+            .bind_socket(b.build_request().headers())
+            .await
+            .unwrap();
+        socket
+            .with_session(async |s| {
+                s.session.insert("wsCount".into(), 5.into());
+            })
+            .await
+            .unwrap();
+        ctx.session().regenerate().await.unwrap();
+        ctx.session().insert("user", "ada").await.unwrap();
+        let mut out = http::HeaderMap::new();
+        ctx.commit(&mut out).await.unwrap();
+        b.absorb(&out);
+        let seen = b
+            .request(&w.bridge, |s| async move { s.data().await.unwrap() })
+            .await
+            .value;
+        assert_eq!(seen["wsCount"], 5);
+        assert_eq!(seen["user"], "ada");
+        assert_eq!(seen["n"], 1);
+    });
+}
+
+/// Review finding: cookie names with token characters that percent-encoding would change
+/// still round-trip (O2).
+#[test]
+fn o2_unusual_but_valid_cookie_names_round_trip() {
+    block_on(async {
+        for name in ["app|sid", "app^sid", "app#sid", "app%sid", "app`sid"] {
+            let w = world_with(|b| b.key(name));
+            let mut b = Browser::new();
+            count(&mut b, &w.bridge).await;
+            assert_eq!(count(&mut b, &w.bridge).await, 2, "{name}");
+        }
+    });
+}
+
+/// Review finding: destroy then write in one request ("logout, then a flash message")
+/// announces the destroyed session with its client id (H7).
+#[test]
+fn h7_destroy_then_write_announces_the_owner() {
+    block_on(async {
+        let w = world();
+        let mut b = Browser::new();
+        count(&mut b, &w.bridge).await;
+        let mut events = w.bridge.events();
+        let cid = b
+            .request(&w.bridge, |s| async move {
+                s.destroy().await.unwrap();
+                s.insert("flash", "bye").await.unwrap();
+                s.client_id()
+            })
+            .await
+            .value;
+        let all: Vec<_> = std::iter::from_fn(|| events.try_next()).collect();
+        assert!(
+            all.iter().any(|e| matches!(e,
+                BridgeEvent::SessionDestroy { client_id: Some(c), .. } if *c == cid)),
+            "{all:?}"
+        );
+    });
+}
+
+#[test]
+fn o2_attributes_and_id_generators_that_could_never_work_are_refused() {
+    struct LongIds;
+    impl session_bridge::IdGen for LongIds {
+        fn generate(&self) -> String {
+            "x".repeat(36)
+        }
+    }
+    for (name, builder) in [
+        ("path", SessionBridge::builder().path("/a\u{7f}")),
+        ("path", SessionBridge::builder().path("/a\0")),
+        ("domain", SessionBridge::builder().domain("a\u{1}b")),
+        ("ids", SessionBridge::builder().ids(LongIds)),
+    ] {
+        match builder.key("app.sid").keys([KEY_A]).build() {
+            Err(Error::InvalidOption { option, .. }) => assert_eq!(option, name),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn debug_output_never_shows_ids_or_data() {
+    block_on(async {
+        let w = world();
+        let mut events = w.bridge.events();
+        let mut b = Browser::new();
+        let (cid, sid) = b
+            .request(&w.bridge, |s| async move {
+                s.insert("token", "s3cr3t").await.unwrap();
+                (s.client_id(), s.id().await.unwrap().unwrap())
+            })
+            .await
+            .value;
+        let event = format!("{:?}", events.try_next().unwrap());
+        assert!(!event.contains(&cid) && !event.contains(&sid), "{event}");
+        let record = format!(
+            "{:?}",
+            session_bridge::Record::new(r#"{"token":"s3cr3t"}"#, 1, 1)
+        );
+        assert!(!record.contains("s3cr3t"), "{record}");
+    });
+}

@@ -381,3 +381,59 @@ async fn s3_expired_session_is_missing_for_the_socket() {
         "the mapping followed the destroy"
     );
 }
+
+/// Review finding: the per-session lock is not re-entrant; asking for it again from the
+/// handler that holds it fails fast instead of hanging (S3).
+#[tokio::test]
+async fn s3_a_nested_with_session_on_the_same_session_is_an_error_not_a_deadlock() {
+    let (bridge, _) = bridge_with_store();
+    let mut b = Browser::new();
+    http_count(&mut b, &bridge, "n").await;
+    let socket = bridge.bind_socket(&handshake(&b)).await.unwrap();
+    let nested = tokio::time::timeout(
+        Duration::from_secs(5),
+        socket.with_session(async |ctx| {
+            let inner = ctx.socket.clone();
+            inner.with_session(async |_| ()).await
+        }),
+    )
+    .await
+    .expect("no deadlock")
+    .unwrap();
+    assert!(matches!(nested, Err(Error::Reentrant)));
+    assert_eq!(bridge.active_locks(), 0);
+}
+
+/// Review finding: a session that dies while a handler runs (expired and dropped by a
+/// reader) is not resurrected, and the caller gets the missing-session outcome (S3, S4).
+#[tokio::test]
+async fn s4_a_session_that_dies_during_the_handler_yields_the_missing_outcome() {
+    let clock = ManualClock::new(0);
+    let bridge = SessionBridge::builder()
+        .key("app.sid")
+        .keys([KEY_A])
+        .clock(clock.clone())
+        .max_age(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let mut b = Browser::new();
+    http_count(&mut b, &bridge, "n").await;
+    let socket = bridge.bind_socket(&handshake(&b)).await.unwrap();
+    let request = b.build_request();
+    let outcome = socket
+        .with_session_or(
+            async |ctx| {
+                ctx.session.insert("late".into(), json!(true));
+                clock.advance(Duration::from_secs(3600));
+                // An HTTP read sees the expired record and drops it (no lock needed).
+                let reader = bridge.begin_request(request.headers());
+                assert!(reader.session().data().await.unwrap().is_empty());
+                "saved"
+            },
+            "missing",
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, "missing");
+    assert_eq!(bridge.mapped_sessions(), 0, "not resurrected");
+}
