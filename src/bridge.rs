@@ -1279,16 +1279,17 @@ impl SessionBridgeBuilder {
     }
 
     /// The id generator (default [`RandomIdGen`]); tests use
-    /// [`SequentialIdGen`](crate::SequentialIdGen).
+    /// [`SequentialIdGen`](crate::SequentialIdGen). [`build`](Self::build) draws one id to
+    /// check that the generator accepts its own ids (else no cookie would ever come back).
     ///
     /// ```
     /// # use session_bridge::SessionBridge;
     /// use session_bridge::SequentialIdGen;
     /// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]])
     ///     .ids(SequentialIdGen::new("test"))
-    ///     .build()?;
+    ///     .build()?; // drew ...0001 for its check
     /// let request = bridge.begin_request(&http::HeaderMap::new());
-    /// assert_eq!(request.client_id(), "test0000000000000000000000000001");
+    /// assert_eq!(request.client_id(), "test0000000000000000000000000002");
     /// # Ok::<(), session_bridge::Error>(())
     /// ```
     pub fn ids(mut self, ids: impl IdGen) -> Self {
