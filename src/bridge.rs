@@ -20,8 +20,9 @@ use crate::http_flow::RequestContext;
 use crate::id::{IdGen, IdTag, RandomIdGen};
 use crate::locks::LockTable;
 use crate::mapping::Mapping;
+use crate::origin::OriginPolicy;
 use crate::session::{Changes, MAX_AGE_RANGE};
-use crate::socket_flow::{OriginPolicy, SocketSession};
+use crate::socket_flow::SocketSession;
 use crate::store::{DynStore, LiveStore, Store};
 
 const MINUTE: u64 = 60_000;

@@ -86,7 +86,7 @@ pub(crate) struct Engine {
     pub(crate) cookies: CookieConfig,
     pub(crate) cleanup: CleanupControl,
     pub(crate) default_cleanup_interval: u64,
-    pub(crate) origins: crate::socket_flow::OriginPolicy,
+    pub(crate) origins: crate::origin::OriginPolicy,
     pub(crate) retired: std::sync::Mutex<RetiredClients>,
 }
 

@@ -15,6 +15,7 @@ mod id;
 pub mod integrations;
 mod locks;
 mod mapping;
+mod origin;
 mod record;
 mod session;
 mod socket_flow;

@@ -1,0 +1,130 @@
+//! The `Origin` check of socket handshakes (cross-site WebSocket hijacking defence). A leaf
+//! module: the engine keeps the policy, the socket flow applies it.
+
+use http::HeaderMap;
+
+/// Which `Origin`s may open a socket (cross-site WebSocket hijacking defence).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OriginPolicy {
+    /// Exact origins (`scheme://host[:port]`, lower case) accepted besides same-origin ones.
+    pub(crate) allowed: Vec<String>,
+}
+
+/// Accepts a handshake with no `Origin` (not a browser, or a same-origin browser request that
+/// omitted it), one whose host equals `Host` (same origin), or one on the allowlist.
+pub(crate) fn origin_allowed(policy: &OriginPolicy, headers: &HeaderMap) -> bool {
+    let mut origins = headers.get_all(http::header::ORIGIN).iter();
+    let Some(origin) = origins.next() else {
+        return true;
+    };
+    if origins.next().is_some() {
+        return false; // more than one Origin: malformed
+    }
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim().to_ascii_lowercase();
+    if policy.allowed.contains(&origin) {
+        return true;
+    }
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false; // "null" and other opaque origins
+    };
+    let default_port = match scheme {
+        "http" | "ws" => "80",
+        "https" | "wss" => "443",
+        _ => return false,
+    };
+    let Some(host) = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return false; // no Host (behind some proxies, HTTP/2): use `allowed_origins`
+    };
+    let (origin_host, origin_port) = split_port(authority, default_port);
+    let (host, port) = split_port(host.trim(), default_port);
+    origin_host.eq_ignore_ascii_case(host) && origin_port == port
+}
+
+/// `host[:port]` (IPv6 in brackets) into host and port, the default when absent, so that
+/// `https://app.example` and `Host: app.example:443` compare equal.
+fn split_port<'a>(authority: &'a str, default_port: &'a str) -> (&'a str, &'a str) {
+    match authority.rsplit_once(':') {
+        Some((host, port))
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!host.starts_with('[') || host.ends_with(']')) =>
+        {
+            (host, port)
+        }
+        _ => (authority, default_port),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, http::HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn origin_policy() {
+        let none = OriginPolicy::default();
+        let listed = OriginPolicy {
+            allowed: vec!["https://app.example".into()],
+        };
+        assert!(origin_allowed(&none, &headers(&[("host", "a.test:3000")])));
+        assert!(origin_allowed(
+            &none,
+            &headers(&[("host", "a.test:3000"), ("origin", "http://a.test:3000")])
+        ));
+        assert!(origin_allowed(
+            &none,
+            &headers(&[("host", "A.test:3000"), ("origin", "http://a.TEST:3000")])
+        ));
+        assert!(!origin_allowed(
+            &none,
+            &headers(&[("host", "a.test:3000"), ("origin", "http://evil.test")])
+        ));
+        assert!(!origin_allowed(
+            &none,
+            &headers(&[("host", "a.test:3000"), ("origin", "http://a.test:3001")])
+        ));
+        assert!(!origin_allowed(
+            &none,
+            &headers(&[("host", "a.test"), ("origin", "null")])
+        ));
+        // Default ports compare equal to absent ones; other schemes and ports do not.
+        let allowed = |host: &'static str, origin: &'static str| {
+            origin_allowed(&none, &headers(&[("host", host), ("origin", origin)]))
+        };
+        assert!(allowed("a.test:443", "https://a.test"));
+        assert!(allowed("a.test", "http://a.test:80"));
+        assert!(!allowed("a.test:8443", "https://a.test"));
+        assert!(allowed("[::1]:3000", "http://[::1]:3000"));
+        assert!(!allowed("[::1]", "http://[::1]:3000"));
+        assert!(!allowed("a.test", "ftp://a.test"));
+        assert!(!origin_allowed(
+            &none,
+            &headers(&[("origin", "http://a.test")])
+        ));
+        assert!(origin_allowed(
+            &listed,
+            &headers(&[("host", "a.test"), ("origin", "https://app.example")])
+        ));
+        assert!(!origin_allowed(
+            &listed,
+            &headers(&[
+                ("host", "a.test"),
+                ("origin", "https://app.example"),
+                ("origin", "https://app.example")
+            ])
+        ));
+    }
+}
