@@ -7,11 +7,14 @@
 //!
 //! Read the figures as ratios to `store_baseline` of the same group.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::executor::block_on;
-use http::{HeaderMap, HeaderValue, header};
+use http::HeaderMap;
 use session_bridge::{LiveStore, Record, SessionBridge, SocketSession, SyncStore};
 
 fn bridge() -> SessionBridge {
@@ -24,25 +27,12 @@ fn bridge() -> SessionBridge {
 
 /// The Cookie header of a browser that has a session with `{"n": 0, "user": "ada"}`.
 fn browser_with_session(bridge: &SessionBridge) -> HeaderMap {
-    let ctx = bridge.begin_request(&HeaderMap::new());
-    block_on(async {
-        ctx.session().insert("n", 0).await.expect("insert");
-        ctx.session().insert("user", "ada").await.expect("insert");
-    });
-    let mut out = HeaderMap::new();
-    block_on(ctx.commit(&mut out)).expect("commit");
-    let pairs: Vec<&str> = out
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .collect();
-    let mut h = HeaderMap::new();
-    h.insert(
-        header::COOKIE,
-        HeaderValue::from_str(&pairs.join("; ")).expect("ascii"),
-    );
-    h
+    let mut browser = common::Browser::new();
+    block_on(browser.request(bridge, |s| async move {
+        s.insert("n", 0).await.expect("insert");
+        s.insert("user", "ada").await.expect("insert");
+    }));
+    browser.build_request().headers().clone()
 }
 
 fn store_baseline(c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {

@@ -12,6 +12,9 @@
 //! A framework glue does exactly this around each handler: `begin_request(&headers)` before,
 //! `commit(&mut response_headers)` after.
 
+#[path = "shared/event_line.rs"]
+mod event_line;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -19,9 +22,7 @@ use futures::executor::block_on;
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
-use session_bridge::{
-    BridgeEvent, Clock, EventStream, SameSite, Session, SessionBridge, SystemClock,
-};
+use session_bridge::{Clock, EventStream, SameSite, Session, SessionBridge, SystemClock};
 
 /// Demo signing keys, newest first (the first signs, both verify). A real app loads 32+
 /// random bytes per key from its secrets, never from source code.
@@ -90,31 +91,9 @@ async fn request(
 /// Prints the events published so far, one JSON line each, with the original's names.
 fn print_events(events: &mut EventStream) {
     while let Some(event) = events.try_next() {
-        let line = match event {
-            BridgeEvent::SessionSet {
-                client_id,
-                session_id,
-                is_new,
-                is_init,
-            } => json!({
-                "event": "sessionSet",
-                "clientId": client_id,
-                "sessionId": session_id,
-                "isNew": is_new,
-                "isInit": is_init,
-            }),
-            BridgeEvent::SessionDestroy {
-                client_id,
-                session_id,
-            } => json!({
-                "event": "sessionDestroy",
-                "clientId": client_id,
-                "sessionId": session_id,
-            }),
-            BridgeEvent::Cleanup(cleared) => json!({ "event": "cleanup", "cleared": cleared }),
-            other => json!({ "event": format!("{other:?}") }),
-        };
-        println!("  event: {line}");
+        if let Some(line) = event_line::event_line(SystemClock.now_ms(), &event) {
+            println!("  event: {line}");
+        }
     }
 }
 

@@ -5,6 +5,8 @@
 //! ```
 //! then open http://127.0.0.1:3000/ (`PORT` changes the port; `EVENT_LOG=1` prints events).
 
+#[path = "shared/event_line.rs"]
+mod event_line;
 #[path = "shared/quick_start.rs"]
 mod shared;
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::KEY_A;
+use common::{Browser, KEY_A};
 use futures::executor::block_on;
 use http::{HeaderMap, HeaderValue, header};
 use proptest::prelude::*;
@@ -43,20 +43,11 @@ fn json_object() -> impl Strategy<Value = Map<String, Value>> {
     prop::collection::btree_map(".{0,8}", json_value(), 0..6).prop_map(|m| m.into_iter().collect())
 }
 
-/// The `name=value` pairs of a response's Set-Cookie headers, as a request Cookie header.
+/// The Cookie header a browser sends after receiving `out`'s Set-Cookie headers.
 fn follow(out: &HeaderMap) -> HeaderMap {
-    let pairs: Vec<&str> = out
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .collect();
-    let mut h = HeaderMap::new();
-    h.insert(
-        header::COOKIE,
-        HeaderValue::from_str(&pairs.join("; ")).unwrap(),
-    );
-    h
+    let mut browser = Browser::new();
+    browser.absorb(out);
+    browser.build_request().headers().clone()
 }
 
 proptest! {

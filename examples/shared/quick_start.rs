@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use session_bridge::integrations::socketioxide::bind_session;
-use session_bridge::{
-    BridgeEvent, Clock, SameSite, Session, SessionBridge, SocketSession, SystemClock,
-};
+use session_bridge::{Clock, SameSite, Session, SessionBridge, SocketSession, SystemClock};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
@@ -168,32 +166,8 @@ pub fn spawn_event_log(bridge: &SessionBridge) {
     tokio::spawn(async move {
         use futures::StreamExt;
         while let Some(event) = events.next().await {
-            let t = SystemClock.now_ms();
-            // Written field by field to keep the documented order (`t`, `event`, ...).
-            let s = |v: &Option<String>| Value::from(v.clone());
-            let line = match event {
-                BridgeEvent::SessionSet {
-                    client_id,
-                    session_id,
-                    is_new,
-                    is_init,
-                } => format!(
-                    r#"{{"t":{t},"event":"sessionSet","clientId":{},"sessionId":{},"isNew":{is_new},"isInit":{is_init}}}"#,
-                    s(&client_id),
-                    Value::from(session_id)
-                ),
-                BridgeEvent::SessionDestroy {
-                    client_id,
-                    session_id,
-                } => format!(
-                    r#"{{"t":{t},"event":"sessionDestroy","clientId":{},"sessionId":{}}}"#,
-                    s(&client_id),
-                    Value::from(session_id)
-                ),
-                BridgeEvent::Cleanup(cleared) => {
-                    format!(r#"{{"t":{t},"event":"cleanup","cleared":{cleared}}}"#)
-                }
-                _ => continue,
+            let Some(line) = crate::event_line::event_line(SystemClock.now_ms(), &event) else {
+                continue;
             };
             println!("{line}");
         }
