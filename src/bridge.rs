@@ -10,7 +10,7 @@ use futures::future::{Either, select};
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock, millis};
 use crate::cookies::{CookieAttrs, Key, KeyRing, is_valid_attribute, is_valid_cookie_name};
 use crate::engine::{CleanupControl, CookieConfig, Engine};
 use crate::error::{Error, Result};
@@ -21,7 +21,7 @@ use crate::id::{IdGen, IdTag, RandomIdGen};
 use crate::locks::LockTable;
 use crate::mapping::Mapping;
 use crate::origin::OriginPolicy;
-use crate::session::{Changes, MAX_AGE_RANGE};
+use crate::session::{Changes, checked_max_age};
 use crate::socket_flow::SocketSession;
 use crate::store::{DynStore, LiveStore, Store};
 
@@ -397,7 +397,7 @@ impl SessionBridge {
     /// ```
     pub fn start_auto_cleanup(&self, interval: Option<Duration>) -> bool {
         let ms = interval
-            .map(|d| ms(d).clamp(1_000, DAY))
+            .map(|d| millis(d).clamp(1_000, DAY))
             .unwrap_or(self.engine.default_cleanup_interval);
         let c = &self.engine.cleanup;
         let was = c.interval_ms.swap(ms, Ordering::SeqCst);
@@ -667,18 +667,6 @@ impl SessionBridge {
     /// ```
     pub fn active_locks(&self) -> usize {
         self.engine.locks.len()
-    }
-}
-
-fn checked_max_age(d: Duration) -> Result<u64> {
-    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    if MAX_AGE_RANGE.contains(&ms) {
-        Ok(ms)
-    } else {
-        Err(Error::option(
-            "max_age",
-            "must be between 1 minute and 1 year",
-        ))
     }
 }
 
@@ -1359,14 +1347,8 @@ impl SessionBridgeBuilder {
     /// assert!(matches!(err, Error::InvalidOption { option: "max_age", .. }));
     /// ```
     pub fn build(self) -> Result<SessionBridge> {
-        let max_age = ms(self.max_age);
-        if !MAX_AGE_RANGE.contains(&max_age) {
-            return Err(Error::option(
-                "max_age",
-                "must be between 1 minute and 1 year",
-            ));
-        }
-        let client_max_age = ms(self.client_max_age);
+        let max_age = checked_max_age(self.max_age)?;
+        let client_max_age = millis(self.client_max_age);
         if !(MINUTE..=400 * DAY).contains(&client_max_age) {
             return Err(Error::option(
                 "client_max_age",
@@ -1375,7 +1357,7 @@ impl SessionBridgeBuilder {
         }
         let interval = match self.auto_cleanup_interval {
             Some(d) => {
-                let v = ms(d);
+                let v = millis(d);
                 if !(1_000..=DAY).contains(&v) {
                     return Err(Error::option(
                         "auto_cleanup_interval",
@@ -1508,10 +1490,6 @@ impl SessionBridgeBuilder {
             engine: Arc::new(engine),
         })
     }
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Shares the bridge's clock with the default LiveStore.

@@ -8,6 +8,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// `d` in whole milliseconds, saturating (a `Duration` can exceed `u64` ms).
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// A boxed, sendable future, as returned by [`Clock::sleep`].
 ///
 /// ```
@@ -77,7 +82,7 @@ impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .map(millis)
             .unwrap_or(0)
     }
 
@@ -136,7 +141,7 @@ impl ManualClock {
     /// assert_eq!(clock.now_ms(), 90_000);
     /// ```
     pub fn advance(&self, by: Duration) {
-        let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        let by = millis(by);
         let now = self
             .inner
             .now
@@ -202,9 +207,7 @@ impl Clock for ManualClock {
     }
 
     fn sleep(&self, duration: Duration) -> Sleep {
-        let deadline = self
-            .now_ms()
-            .saturating_add(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
+        let deadline = self.now_ms().saturating_add(millis(duration));
         Box::pin(ManualSleep {
             id: self.inner.next_sleeper.fetch_add(1, Ordering::Relaxed),
             clock: self.clone(),

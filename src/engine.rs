@@ -234,25 +234,27 @@ impl Engine {
         });
     }
 
+    /// Emits `SessionDestroy` (H7): the one place that builds it.
+    fn publish_destroy(&self, client_id: Option<String>, sid: &str) {
+        self.events.publish(BridgeEvent::SessionDestroy {
+            client_id,
+            session_id: sid.to_owned(),
+        });
+    }
+
     /// A mapped session found missing from the store was destroyed behind the bridge's back
     /// (LiveStore's expiry sweep, another process, a TTL in Redis): say so once (H7), so
     /// sockets and listeners do not wait for a session that is dead.
     fn announce_if_mapped(&self, sid: &str) {
         if let Some(cid) = self.mapping.detach(sid) {
-            self.events.publish(BridgeEvent::SessionDestroy {
-                client_id: Some(cid),
-                session_id: sid.to_owned(),
-            });
+            self.publish_destroy(Some(cid), sid);
         }
     }
 
     /// A record is gone (GW3): mapping entry removed, `SessionDestroy` emitted (H7).
     pub(crate) fn announce_destroy(&self, sid: &str) {
         let client_id = self.mapping.detach(sid);
-        self.events.publish(BridgeEvent::SessionDestroy {
-            client_id,
-            session_id: sid.to_owned(),
-        });
+        self.publish_destroy(client_id, sid);
     }
 
     /// GW3: destroys `sid`; announces it only if a record was really there (H7).
@@ -267,10 +269,7 @@ impl Engine {
         let existed = self.gateway.destroy(sid).await?;
         let mapped = self.mapping.detach(sid);
         if existed {
-            self.events.publish(BridgeEvent::SessionDestroy {
-                client_id: mapped.or(owner),
-                session_id: sid.to_owned(),
-            });
+            self.publish_destroy(mapped.or(owner), sid);
         }
         Ok(existed)
     }

@@ -13,7 +13,21 @@ use crate::error::{Error, Result};
 use crate::record::Record;
 
 /// Accepted range of a max-age, in ms (1 minute to 1 year, SPEC O1).
-pub(crate) const MAX_AGE_RANGE: std::ops::RangeInclusive<u64> = 60_000..=365 * 24 * 3_600_000;
+const MAX_AGE_RANGE: std::ops::RangeInclusive<u64> = 60_000..=365 * 24 * 3_600_000;
+
+/// A max-age in ms, or the error naming `max_age` and its range: the one check behind the
+/// builder, `Session::set_max_age` and `SessionBridge::set_by_id`.
+pub(crate) fn checked_max_age(max_age: Duration) -> Result<u64> {
+    let ms = crate::clock::millis(max_age);
+    if MAX_AGE_RANGE.contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(Error::option(
+            "max_age",
+            "must be between 1 minute and 1 year",
+        ))
+    }
+}
 
 /// One request's view of its browser's session (SPEC H3-H6).
 ///
@@ -650,14 +664,7 @@ impl Session {
     /// # Errors
     /// [`Error::InvalidOption`] outside 1 minute to 1 year.
     pub fn set_max_age(&self, max_age: Duration) -> Result<()> {
-        let ms = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
-        if !MAX_AGE_RANGE.contains(&ms) {
-            return Err(Error::option(
-                "max_age",
-                "must be between 1 minute and 1 year",
-            ));
-        }
-        self.state().max_age = Some(ms);
+        self.state().max_age = Some(checked_max_age(max_age)?);
         Ok(())
     }
 }
