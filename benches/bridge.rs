@@ -100,8 +100,8 @@ fn socket(c: &mut Criterion) {
     g.bench_function("with_session_increment", |b| {
         b.iter(|| {
             block_on(socket.with_session(async |ctx| {
-                let n = ctx.get::<u64>("n").unwrap_or(0) + 1;
-                ctx.session.insert("n".into(), n.into());
+                let n = ctx.get::<u64>("n").ok().flatten().unwrap_or(0) + 1;
+                ctx.insert_value("n", n.into());
                 n
             }))
             .expect("with_session")

@@ -24,7 +24,9 @@ use std::time::Duration;
 use futures::executor::block_on;
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue};
-use session_bridge::{BridgeEvent, Error, ManualClock, Record, SessionBridge, SyncStore, testing};
+use session_bridge::{
+    BridgeEvent, Error, Record, SessionBridge, SessionId, SyncStore, clock::ManualClock, testing,
+};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -167,9 +169,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     ctx.session().insert("visits", 1).await?;
     let sid = ctx
         .session()
-        .id()
+        .session_id()
         .await?
-        .ok_or("a written session has an id")?;
+        .ok_or("a written session has an id")?
+        .into_string();
     let mut response = HeaderMap::new();
     ctx.commit(&mut response).await?;
     jar.absorb(&response)?;
@@ -203,14 +206,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let user: Option<String> = ctx.session().get("user").await?;
     let visits: u64 = ctx.session().get("visits").await?.unwrap_or(0) + 1;
     ctx.session().insert("visits", visits).await?;
-    let same_sid = ctx.session().id().await?;
+    let same_sid = ctx.session().session_id().await?;
     let mut response = HeaderMap::new();
     ctx.commit(&mut response).await?;
     jar.absorb(&response)?;
     println!("request 2: read back user = {user:?}, visits is now {visits}, same session id");
     assert_eq!(user.as_deref(), Some("ada"));
     assert_eq!(visits, 2);
-    assert_eq!(same_sid.as_deref(), Some(sid.as_str()));
+    assert_eq!(same_sid.as_ref().map(SessionId::as_str), Some(sid.as_str()));
     assert!(
         store
             .get(&sid)?
@@ -234,10 +237,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
     assert!(is_new && data.is_empty());
     assert_eq!(store.len()?, 0, "the expired record was destroyed on read");
-    assert_eq!(bridge.get_client_id(&sid), None, "its mapping is gone");
+    assert_eq!(
+        bridge.get_client_id(&SessionId::from(sid.as_str())),
+        None,
+        "its mapping is gone"
+    );
     assert!(matches!(
         events.try_next(),
-        Some(BridgeEvent::SessionDestroy { session_id, .. }) if session_id == sid
+        Some(BridgeEvent::SessionDestroy { session_id, .. }) if session_id == sid.as_str()
     ));
     println!("done: a custom store, conformance-checked, serving the bridge");
     Ok(())

@@ -22,7 +22,10 @@ use futures::executor::block_on;
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
-use session_bridge::{Clock, EventStream, SameSite, Session, SessionBridge, SystemClock};
+use session_bridge::{
+    EventStream, SameSite, Session, SessionBridge,
+    clock::{Clock, SystemClock},
+};
 
 /// Demo signing keys, newest first (the first signs, both verify). A real app loads 32+
 /// random bytes per key from its secrets, never from source code.
@@ -46,7 +49,7 @@ async fn api_session(session: &Session) -> session_bridge::Result<Value> {
     Ok(json!({
         "ok": true,
         "clientId": session.client_id(),
-        "sessionId": session.id().await?,
+        "sessionId": session.session_id().await?,
         "session": session.data().await?,
     }))
 }

@@ -16,7 +16,7 @@ pub(crate) fn millis(d: Duration) -> u64 {
 /// A boxed, sendable future, as returned by [`Clock::sleep`].
 ///
 /// ```
-/// use session_bridge::{Clock, ManualClock, Sleep};
+/// use session_bridge::{clock::{Clock, ManualClock, Sleep}};
 /// use std::time::Duration;
 /// let clock = ManualClock::new(0);
 /// let nap: Sleep = clock.sleep(Duration::from_secs(5));
@@ -31,7 +31,7 @@ pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// [`SystemClock`] uses a runtime-independent timer thread.
 ///
 /// ```
-/// use session_bridge::{Clock, SessionBridge, Sleep, SystemClock};
+/// use session_bridge::{SessionBridge, clock::{Clock, Sleep, SystemClock}};
 /// use std::time::Duration;
 ///
 /// // Waits on tokio's timer instead of a `futures-timer` thread.
@@ -49,7 +49,7 @@ pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since the unix epoch.
     ///
     /// ```
-    /// use session_bridge::{Clock, ManualClock, SystemClock};
+    /// use session_bridge::{clock::{Clock, ManualClock, SystemClock}};
     /// assert_eq!(ManualClock::new(42).now_ms(), 42);
     /// assert!(SystemClock.now_ms() > 1_600_000_000_000); // after September 2020
     /// ```
@@ -58,7 +58,7 @@ pub trait Clock: Send + Sync + 'static {
     ///
     /// ```
     /// use futures::FutureExt;
-    /// use session_bridge::{Clock, ManualClock};
+    /// use session_bridge::{clock::{Clock, ManualClock}};
     /// use std::time::Duration;
     /// let clock = ManualClock::new(0);
     /// let mut nap = clock.sleep(Duration::from_millis(100));
@@ -72,7 +72,7 @@ pub trait Clock: Send + Sync + 'static {
 /// The wall clock; waits through `futures-timer` (no runtime needed).
 ///
 /// ```
-/// use session_bridge::{Clock, SystemClock};
+/// use session_bridge::{clock::{Clock, SystemClock}};
 /// assert!(SystemClock.now_ms() > 1_600_000_000_000);
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
@@ -97,7 +97,7 @@ impl Clock for SystemClock {
 /// deadline has passed.
 ///
 /// ```
-/// use session_bridge::{Clock, ManualClock};
+/// use session_bridge::{clock::{Clock, ManualClock}};
 /// use std::time::Duration;
 /// let clock = ManualClock::new(1_000);
 /// let other = clock.clone();
@@ -121,7 +121,7 @@ impl ManualClock {
     /// A clock that reads `start_ms`.
     ///
     /// ```
-    /// use session_bridge::{Clock, ManualClock};
+    /// use session_bridge::{clock::{Clock, ManualClock}};
     /// let clock = ManualClock::new(1_700_000_000_000);
     /// assert_eq!(clock.now_ms(), 1_700_000_000_000);
     /// ```
@@ -134,7 +134,7 @@ impl ManualClock {
     /// Moves time forward and wakes due sleepers.
     ///
     /// ```
-    /// use session_bridge::{Clock, ManualClock};
+    /// use session_bridge::{clock::{Clock, ManualClock}};
     /// use std::time::Duration;
     /// let clock = ManualClock::new(0);
     /// clock.advance(Duration::from_secs(90));
@@ -153,7 +153,7 @@ impl ManualClock {
     /// Sets the time (it may go backwards, to test clock skew) and wakes due sleepers.
     ///
     /// ```
-    /// use session_bridge::{Clock, ManualClock};
+    /// use session_bridge::{clock::{Clock, ManualClock}};
     /// let clock = ManualClock::new(10_000);
     /// clock.set(4_000); // the clock stepped back
     /// assert_eq!(clock.now_ms(), 4_000);
@@ -168,7 +168,7 @@ impl ManualClock {
     ///
     /// ```
     /// use futures::FutureExt;
-    /// use session_bridge::{Clock, ManualClock};
+    /// use session_bridge::{clock::{Clock, ManualClock}};
     /// use std::time::Duration;
     /// let clock = ManualClock::new(0);
     /// let mut nap = clock.sleep(Duration::from_secs(1));

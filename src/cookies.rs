@@ -7,6 +7,7 @@
 //! the crate is used to build the `Set-Cookie` attributes.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -19,18 +20,10 @@ use crate::id::IdGen;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
-/// Minimum length of a signing key in bytes.
-///
-/// ```
-/// use session_bridge::{Key, MIN_KEY_LEN};
-/// assert!(Key::try_from(vec![7u8; MIN_KEY_LEN]).is_ok());
-/// assert!(Key::try_from(vec![7u8; MIN_KEY_LEN - 1]).is_err());
-/// ```
-pub const MIN_KEY_LEN: usize = 32;
 /// Length of the base64url signature of a cookie.
 const SIG_LEN: usize = 43;
 
-/// A signing key of at least [`MIN_KEY_LEN`] bytes. `Debug` prints nothing of it.
+/// A signing key of at least [`Key::MIN_LEN`] bytes. `Debug` prints nothing of it.
 ///
 /// ```
 /// use session_bridge::Key;
@@ -47,6 +40,15 @@ pub struct Key {
 }
 
 impl Key {
+    /// Minimum length of a signing key in bytes.
+    ///
+    /// ```
+    /// use session_bridge::Key;
+    /// assert!(Key::try_from(vec![7u8; Key::MIN_LEN]).is_ok());
+    /// assert!(Key::try_from(vec![7u8; Key::MIN_LEN - 1]).is_err());
+    /// ```
+    pub const MIN_LEN: usize = 32;
+
     /// A random 32-byte key. Cookies signed with it die with the process: prefer fixed keys.
     ///
     /// ```
@@ -83,11 +85,12 @@ impl fmt::Debug for Key {
 impl TryFrom<&[u8]> for Key {
     type Error = Error;
     fn try_from(bytes: &[u8]) -> Result<Self, Error> {
-        if bytes.len() < MIN_KEY_LEN {
+        if bytes.len() < Self::MIN_LEN {
             return Err(Error::option(
                 "keys",
                 format!(
-                    "a signing key must be at least {MIN_KEY_LEN} bytes, got {}",
+                    "a signing key must be at least {} bytes, got {}",
+                    Self::MIN_LEN,
                     bytes.len()
                 ),
             ));
@@ -205,14 +208,30 @@ pub(crate) fn request_values<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h 
 /// Attributes shared by the session and the client cookie (SPEC H5, H8).
 #[derive(Clone, Debug)]
 pub(crate) struct CookieAttrs {
-    pub(crate) http_only: bool,
-    pub(crate) secure: bool,
-    pub(crate) same_site: Option<SameSite>,
-    pub(crate) path: String,
-    pub(crate) domain: Option<String>,
+    http_only: bool,
+    secure: bool,
+    same_site: Option<SameSite>,
+    path: String,
+    domain: Option<String>,
 }
 
 impl CookieAttrs {
+    pub(crate) fn new(
+        http_only: bool,
+        secure: bool,
+        same_site: Option<SameSite>,
+        path: String,
+        domain: Option<String>,
+    ) -> Self {
+        Self {
+            http_only,
+            secure,
+            same_site,
+            path,
+            domain,
+        }
+    }
+
     /// A `Set-Cookie` value. `max_age_ms`: `Some(0)` removes the cookie, `None` makes a
     /// browser-session cookie.
     pub(crate) fn set_cookie(&self, name: &str, value: &str, max_age_ms: Option<u64>) -> String {
@@ -241,6 +260,151 @@ impl CookieAttrs {
 }
 
 /// Appends one `Set-Cookie` header (never replaces others already set by the app).
+/// The cookie codec of one bridge: its two cookie names, attributes and signing, so every
+/// flow reads and writes cookies the same way (C1-C4, H1, H8).
+#[derive(Clone)]
+pub(crate) struct CookieConfig {
+    session_name: String,
+    client_name: String,
+    attrs: CookieAttrs,
+    /// `signed(false)`: bare ids (SPEC C3).
+    signed: bool,
+    keys: KeyRing,
+    ids: Arc<dyn IdGen>,
+    /// No `Max-Age` on the session cookie: it ends with the browser session.
+    browser_session: bool,
+    client_max_age: u64,
+    client_always_roll: bool,
+}
+
+impl fmt::Debug for CookieConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CookieConfig")
+            .field("session_name", &self.session_name)
+            .field("client_name", &self.client_name)
+            .field("signed", &self.signed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A cookie id read from a request, and whether it must be re-signed with the newest key.
+pub(crate) struct ReadId {
+    id: String,
+    stale: bool,
+}
+
+impl ReadId {
+    /// The id, and whether it verified with an older key (C2: re-sign it).
+    pub(crate) fn into_parts(self) -> (String, bool) {
+        (self.id, self.stale)
+    }
+}
+
+impl CookieConfig {
+    pub(crate) fn new(
+        session_name: String,
+        client_name: String,
+        attrs: CookieAttrs,
+        signed: bool,
+        keys: KeyRing,
+        ids: Arc<dyn IdGen>,
+    ) -> Self {
+        Self {
+            session_name,
+            client_name,
+            attrs,
+            signed,
+            keys,
+            ids,
+            browser_session: false,
+            client_max_age: 365 * 24 * 3_600_000,
+            client_always_roll: true,
+        }
+    }
+
+    /// The session cookie carries no `Max-Age` (a browser-session cookie).
+    pub(crate) fn browser_session(mut self, on: bool) -> Self {
+        self.browser_session = on;
+        self
+    }
+
+    /// The client cookie's `Max-Age` (ms) and whether it is re-sent on every response (H1).
+    pub(crate) fn client_cookie(mut self, max_age_ms: u64, always_roll: bool) -> Self {
+        self.client_max_age = max_age_ms;
+        self.client_always_roll = always_roll;
+        self
+    }
+
+    pub(crate) fn session_name(&self) -> &str {
+        &self.session_name
+    }
+
+    pub(crate) fn client_always_roll(&self) -> bool {
+        self.client_always_roll
+    }
+
+    /// The key that keyed tags are made with (the newest signing key).
+    pub(crate) fn tag_key(&self) -> &[u8] {
+        self.keys.newest().bytes()
+    }
+
+    /// The client id the request's client cookie carries, if one verifies (H1).
+    pub(crate) fn read_client(&self, headers: &HeaderMap) -> Option<ReadId> {
+        self.read(headers, &self.client_name)
+    }
+
+    /// The session id the request's session cookie carries, if one verifies (H2).
+    pub(crate) fn read_session(&self, headers: &HeaderMap) -> Option<ReadId> {
+        self.read(headers, &self.session_name)
+    }
+
+    /// The first candidate of cookie `name` that verifies wins (C4).
+    fn read(&self, headers: &HeaderMap, name: &str) -> Option<ReadId> {
+        request_values(headers, name).into_iter().find_map(|value| {
+            if self.signed {
+                self.keys
+                    .verify(name, value, self.ids.as_ref())
+                    .map(|v| ReadId {
+                        id: v.id,
+                        stale: v.stale_key,
+                    })
+            } else {
+                self.ids.is_valid(value).then(|| ReadId {
+                    id: value.to_owned(),
+                    stale: false,
+                })
+            }
+        })
+    }
+
+    fn value(&self, name: &str, id: &str) -> String {
+        if self.signed {
+            self.keys.sign(name, id)
+        } else {
+            id.to_owned()
+        }
+    }
+
+    /// `Set-Cookie` for the client cookie (H1, H8: same attributes as the session cookie).
+    pub(crate) fn client_set_cookie(&self, cid: &str) -> String {
+        let value = self.value(&self.client_name, cid);
+        self.attrs
+            .set_cookie(&self.client_name, &value, Some(self.client_max_age))
+    }
+
+    /// `Set-Cookie` for the session cookie naming `sid`, living `ttl_ms` (H4, H11).
+    pub(crate) fn session_set_cookie(&self, sid: &str, ttl_ms: u64) -> String {
+        let value = self.value(&self.session_name, sid);
+        let max_age = (!self.browser_session).then_some(ttl_ms);
+        self.attrs.set_cookie(&self.session_name, &value, max_age)
+    }
+
+    /// `Set-Cookie` that clears the session cookie (H4 destroy).
+    pub(crate) fn clear_session_cookie(&self) -> String {
+        self.attrs.set_cookie(&self.session_name, "", Some(0))
+    }
+}
+
 pub(crate) fn append_set_cookie(headers: &mut HeaderMap, value: &str) {
     // Names, path and domain are validated at build time (visible ASCII) and values are
     // URL-safe ids, so this always parses; say so loudly if that ever stops being true.

@@ -1,19 +1,22 @@
-//! The engine: the state every flow shares (gateway, mapping, events, locks, cookie settings)
-//! and the few operations that keep mapping and events consistent with the store. Both the
-//! HTTP flow and the socket flow go through these, so each rule is written once.
+//! The engine: the consistency core. It owns the state every flow shares (gateway, mapping,
+//! events, locks, cookie codec), privately, and offers the few operations that keep mapping
+//! and events consistent with the store (resolve, load, create, update, destroy, cleanup).
+//! Both the HTTP flow and the socket flow go through these, so each rule is written once.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use serde_json::{Map, Value};
 
-use crate::cookies::{CookieAttrs, KeyRing};
+use crate::clock::Clock;
+use crate::cookies::CookieConfig;
 use crate::error::{Error, Result};
-use crate::events::{BridgeEvent, Events};
+use crate::events::{BridgeEvent, EventStream, Events};
 use crate::gateway::{Fetched, Gateway, Loaded, Written};
-use crate::id::{IdGen, IdTag};
+use crate::id::{ClientId, IdGen, IdTag};
 use crate::locks::LockTable;
 use crate::mapping::Mapping;
+use crate::origin::OriginPolicy;
+use crate::record::Record;
 
 /// How many mapped-but-expired sessions one write may retire (keeps the mapping bounded).
 const RETIRE_PER_WRITE: usize = 2;
@@ -24,7 +27,7 @@ const RETIRED_CLIENT_CAP: usize = 100_000;
 
 /// Client ids replaced by `regenerate`, remembered briefly and boundedly.
 #[derive(Default)]
-pub(crate) struct RetiredClients {
+struct RetiredClients {
     until: hashbrown::HashMap<String, u64>,
     order: std::collections::VecDeque<(u64, String)>,
 }
@@ -51,93 +54,119 @@ impl RetiredClients {
 /// How many times a write retries when another writer moved the record (SPEC R1).
 pub(crate) const WRITE_ATTEMPTS: u32 = 4;
 
-/// Cookie settings of one bridge.
-#[derive(Debug, Clone)]
-pub(crate) struct CookieConfig {
-    pub(crate) session_name: String,
-    pub(crate) client_name: String,
-    pub(crate) attrs: CookieAttrs,
-    /// `signed(false)`: bare ids (SPEC C3).
-    pub(crate) signed: bool,
-    pub(crate) keys: KeyRing,
-    /// No `Max-Age` on the session cookie: it ends with the browser session.
-    pub(crate) browser_session: bool,
-    pub(crate) rolling: bool,
-    pub(crate) renew: bool,
-    pub(crate) client_max_age: u64,
-    pub(crate) client_always_roll: bool,
+/// When an unchanged session is written anyway to move its expiry (H5 `rolling` / `renew`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Refresh {
+    rolling: bool,
+    renew: bool,
 }
 
-/// Cleanup scheduling state (B3).
-pub(crate) struct CleanupControl {
-    /// 0 = stopped; otherwise the interval in ms.
-    pub(crate) interval_ms: AtomicU64,
-    /// Bumped on each start/stop so a sleeping worker notices.
-    pub(crate) generation: AtomicU64,
-    pub(crate) changed: event_listener::Event,
-}
-
-pub(crate) struct Engine {
-    pub(crate) gateway: Gateway,
-    pub(crate) mapping: Mapping,
-    pub(crate) events: Events,
-    pub(crate) locks: LockTable,
-    pub(crate) ids: Arc<dyn IdGen>,
-    pub(crate) cookies: CookieConfig,
-    pub(crate) cleanup: CleanupControl,
-    pub(crate) default_cleanup_interval: u64,
-    pub(crate) origins: crate::origin::OriginPolicy,
-    pub(crate) retired: std::sync::Mutex<RetiredClients>,
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        // Wake a sleeping cleanup worker so it sees the bridge is gone and ends.
-        self.cleanup.changed.notify(usize::MAX);
+impl Refresh {
+    pub(crate) fn new(rolling: bool, renew: bool) -> Self {
+        Self { rolling, renew }
     }
+}
+
+/// The consistency core every flow shares. Its state is private: flows call its methods.
+pub(crate) struct Engine {
+    gateway: Gateway,
+    mapping: Mapping,
+    events: Events,
+    locks: LockTable,
+    ids: Arc<dyn IdGen>,
+    cookies: CookieConfig,
+    refresh: Refresh,
+    origins: OriginPolicy,
+    retired: std::sync::Mutex<RetiredClients>,
 }
 
 /// Either a loaded session or nothing; `Err` only for store failures and corrupt records.
 pub(crate) type LoadResult = Result<Option<Loaded>>;
 
 impl Engine {
+    pub(crate) fn new(
+        gateway: Gateway,
+        cookies: CookieConfig,
+        ids: Arc<dyn IdGen>,
+        refresh: Refresh,
+        origins: OriginPolicy,
+        event_buffer: usize,
+    ) -> Self {
+        Self {
+            gateway,
+            mapping: Mapping::default(),
+            events: Events::new(event_buffer),
+            locks: LockTable::default(),
+            ids,
+            cookies,
+            refresh,
+            origins,
+            retired: Default::default(),
+        }
+    }
+
     pub(crate) fn now(&self) -> u64 {
         self.gateway.now()
     }
 
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        self.gateway.clock()
+    }
+
+    /// The cookie codec (names, attributes, signing).
+    pub(crate) fn cookies(&self) -> &CookieConfig {
+        &self.cookies
+    }
+
+    /// A fresh id from the bridge's `IdGen` (GW5).
+    pub(crate) fn new_id(&self) -> String {
+        self.ids.generate()
+    }
+
+    /// Whether a socket handshake's `Origin` may open a socket.
+    pub(crate) fn origin_allows(&self, headers: &http::HeaderMap) -> bool {
+        self.origins.allows(headers)
+    }
+
+    /// Whether an unchanged session with record `base` is rewritten now to move its expiry.
+    pub(crate) fn refresh_due(&self, base: &Record) -> bool {
+        let renew_due =
+            self.refresh.renew && base.expires_at.saturating_sub(self.now()) < base.ttl / 2;
+        self.refresh.rolling || renew_due
+    }
+
+    /// The session id mapped to `cid` (B1).
+    pub(crate) fn session_of(&self, cid: &str) -> Option<String> {
+        self.mapping.session_id(cid)
+    }
+
+    /// The client id mapped to `sid` (B1).
+    pub(crate) fn client_of(&self, sid: &str) -> Option<String> {
+        self.mapping.client_id(sid)
+    }
+
+    /// How many client <-> session pairs are mapped.
+    pub(crate) fn mapped_sessions(&self) -> usize {
+        self.mapping.len()
+    }
+
+    /// How many sessions have a lock entry (held or waited for).
+    pub(crate) fn active_locks(&self) -> usize {
+        self.locks.len()
+    }
+
+    pub(crate) fn subscribe(&self) -> EventStream {
+        self.events.subscribe()
+    }
+
+    /// `Cleanup(count)` (GW4, B4).
+    pub(crate) fn announce_cleanup(&self, count: usize) {
+        self.events.publish(BridgeEvent::Cleanup(count));
+    }
+
     /// A keyed, non-reversible tag of a client id (rooms, logs).
     pub(crate) fn client_tag(&self, cid: &str) -> IdTag {
-        IdTag::new(self.cookies.keys.newest().bytes(), "client-room", cid, 22)
-    }
-
-    /// Reads a signed (or bare, C3) id from cookie `name`; the first candidate that verifies
-    /// wins (C4). Returns the id and whether it must be re-signed with the newest key.
-    pub(crate) fn read_cookie(
-        &self,
-        headers: &http::HeaderMap,
-        name: &str,
-    ) -> Option<(String, bool)> {
-        crate::cookies::request_values(headers, name)
-            .into_iter()
-            .find_map(|value| {
-                if self.cookies.signed {
-                    self.cookies
-                        .keys
-                        .verify(name, value, self.ids.as_ref())
-                        .map(|v| (v.id, v.stale_key))
-                } else {
-                    self.ids.is_valid(value).then(|| (value.to_owned(), false))
-                }
-            })
-    }
-
-    /// The cookie value for `id` under `name` (signed unless `signed(false)`).
-    pub(crate) fn cookie_value(&self, name: &str, id: &str) -> String {
-        if self.cookies.signed {
-            self.cookies.keys.sign(name, id)
-        } else {
-            id.to_owned()
-        }
+        IdTag::new(self.cookies.tag_key(), "client-room", cid, 22)
     }
 
     pub(crate) fn lock(&self, sid: &str) -> crate::locks::Acquire {
@@ -180,7 +209,7 @@ impl Engine {
                 let Some(loaded) = self.load(sid).await? else {
                     return Ok(None);
                 };
-                if self.claim(cid, sid, loaded.record.expires_at) {
+                if self.claim(cid, sid, loaded.record().expires_at) {
                     Ok(Some(loaded))
                 } else {
                     Ok(None)
@@ -196,8 +225,8 @@ impl Engine {
             return false;
         }
         self.events.publish(BridgeEvent::SessionSet {
-            client_id: Some(cid.to_owned()),
-            session_id: sid.to_owned(),
+            client_id: Some(cid.into()),
+            session_id: sid.into(),
             is_new: false,
             is_init: true,
         });
@@ -215,8 +244,8 @@ impl Engine {
         let client_id = self.mapping.touch(sid, record_expires_at);
         if data_changed {
             self.events.publish(BridgeEvent::SessionSet {
-                client_id,
-                session_id: sid.to_owned(),
+                client_id: client_id.map(ClientId::from),
+                session_id: sid.into(),
                 is_new,
                 is_init: false,
             });
@@ -227,8 +256,8 @@ impl Engine {
     pub(crate) fn announce_created(&self, cid: &str, sid: &str, expires_at: u64) {
         self.mapping.attach(cid, sid, expires_at);
         self.events.publish(BridgeEvent::SessionSet {
-            client_id: Some(cid.to_owned()),
-            session_id: sid.to_owned(),
+            client_id: Some(cid.into()),
+            session_id: sid.into(),
             is_new: true,
             is_init: true,
         });
@@ -237,8 +266,8 @@ impl Engine {
     /// Emits `SessionDestroy` (H7): the one place that builds it.
     fn publish_destroy(&self, client_id: Option<String>, sid: &str) {
         self.events.publish(BridgeEvent::SessionDestroy {
-            client_id,
-            session_id: sid.to_owned(),
+            client_id: client_id.map(ClientId::from),
+            session_id: sid.into(),
         });
     }
 
@@ -249,6 +278,11 @@ impl Engine {
         if let Some(cid) = self.mapping.detach(sid) {
             self.publish_destroy(Some(cid), sid);
         }
+    }
+
+    /// A session found gone: its mapping entry is dropped, nothing announced (B4).
+    pub(crate) fn forget(&self, sid: &str) {
+        self.mapping.detach(sid);
     }
 
     /// A record is gone (GW3): mapping entry removed, `SessionDestroy` emitted (H7).
@@ -306,21 +340,24 @@ impl Engine {
         apply: &(dyn Fn(&mut Map<String, Value>) + Send + Sync),
     ) -> Result<Option<Loaded>> {
         for _ in 0..WRITE_ATTEMPTS {
-            let mut data = current.data.clone();
+            let mut data = current.data().clone();
             apply(&mut data);
             match self
                 .gateway
-                .write(sid, &data, Some(&current.record), ttl, refresh)
+                .write(sid, &data, Some(current.record()), ttl, refresh)
                 .await?
             {
-                Written::Unchanged => return Ok(Some(Loaded { data, ..current })),
+                Written::Unchanged => {
+                    let (record, _) = current.into_parts();
+                    return Ok(Some(Loaded::new(record, data)));
+                }
                 Written::Stored {
                     record,
                     data_changed,
                 } => {
                     self.announce_set(sid, record.expires_at, false, data_changed);
                     self.retire_expired_mappings().await;
-                    return Ok(Some(Loaded { record, data }));
+                    return Ok(Some(Loaded::new(record, data)));
                 }
                 Written::Conflict => match self.load(sid).await? {
                     Some(fresh) => current = fresh,
@@ -348,10 +385,7 @@ impl Engine {
             Written::Stored { record, .. } => {
                 self.announce_created(cid, sid, record.expires_at);
                 self.retire_expired_mappings().await;
-                Ok(Loaded {
-                    record,
-                    data: data.clone(),
-                })
+                Ok(Loaded::new(record, data.clone()))
             }
             // A fresh random id is taken: never overwrite it (R1).
             Written::Unchanged | Written::Conflict => Err(Error::Conflict { attempts: 1 }),
@@ -365,7 +399,7 @@ impl Engine {
         for sid in self.mapping.due(self.now(), RETIRE_PER_WRITE) {
             match self.load(&sid).await {
                 Ok(Some(loaded)) => {
-                    self.mapping.touch(&sid, loaded.record.expires_at);
+                    self.mapping.touch(&sid, loaded.record().expires_at);
                 }
                 // Gone: `load` has already detached and announced it.
                 Ok(None) => {}
@@ -378,7 +412,7 @@ impl Engine {
     /// record is examined under its session's lock, so a cleanup never pulls a session from
     /// under a running `with_session` handler or HTTP commit.
     pub(crate) async fn cleanup(&self) -> Result<usize> {
-        let ids = self.gateway.store.list().await?;
+        let ids = self.gateway.list().await?;
         let mut cleared = 0;
         for sid in ids {
             let _lock = self.lock(&sid).await;
@@ -391,7 +425,7 @@ impl Engine {
                 Fetched::Live(_) => {}
             }
         }
-        self.gateway.store.optimize(cleared).await?;
+        self.gateway.optimize(cleared).await?;
         self.events.publish(BridgeEvent::Cleanup(cleared));
         Ok(cleared)
     }

@@ -1,7 +1,7 @@
 //! The one error type of the crate.
 //!
 //! Messages never carry a session id, a client id, a cookie or session data: where an error must
-//! point at a record it names it by an [`IdTag`](crate::IdTag), a short keyed hash that is useless to
+//! point at a record it names it by an [`IdTag`](crate::id::IdTag), a short keyed hash that is useless to
 //! an attacker but lets a log line be matched with another one.
 
 use std::borrow::Cow;
@@ -9,7 +9,7 @@ use std::borrow::Cow;
 /// A boxed error from a store backend, kept as the `source` of [`Error::Store`].
 ///
 /// ```
-/// use session_bridge::{BoxError, Error};
+/// use session_bridge::{Error, error::BoxError};
 /// let backend: BoxError = std::io::Error::other("connection refused").into();
 /// let err = Error::store("get", backend);
 /// assert_eq!(err.to_string(), "session store failed during get");
@@ -41,7 +41,7 @@ pub enum Error {
     #[error("corrupt session record {tag} was dropped: {reason}")]
     CorruptRecord {
         /// Keyed hash of the session id (never the id itself).
-        tag: crate::IdTag,
+        tag: crate::id::IdTag,
         /// What was wrong with it.
         reason: Cow<'static, str>,
     },
@@ -121,6 +121,23 @@ impl From<serde_json::Error> for Error {
 }
 
 impl Error {
+    /// The HTTP status the glue answers this error with, always with an empty body (nothing
+    /// internal reaches a client): 409 for [`Error::Conflict`], 403 for
+    /// [`Error::ForbiddenOrigin`], 500 for everything else.
+    ///
+    /// ```
+    /// use session_bridge::Error;
+    /// assert_eq!(Error::Conflict { attempts: 4 }.status(), http::StatusCode::CONFLICT);
+    /// assert_eq!(Error::store("get", "down").status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+    /// ```
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            Error::Conflict { .. } => http::StatusCode::CONFLICT,
+            Error::ForbiddenOrigin => http::StatusCode::FORBIDDEN,
+            _ => http::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
     /// Wraps a backend error as [`Error::Store`].
     ///
     /// ```

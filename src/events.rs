@@ -11,6 +11,8 @@ use std::task::{Context, Poll, Waker};
 
 use futures::Stream;
 
+use crate::id::{ClientId, SessionId};
+
 /// Something that happened to a session.
 ///
 /// Flags of `SessionSet` (as in the original README):
@@ -42,15 +44,16 @@ use futures::Stream;
 /// # Ok::<_, session_bridge::Error>(())
 /// # }).unwrap();
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+/// `Debug` shows ids as short one-way digests ([`SessionId`], [`ClientId`]): it ends up in logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BridgeEvent {
     /// A session record was written, or attached to a client.
     SessionSet {
         /// The client the session is mapped to (none when written by id with no mapping).
-        client_id: Option<String>,
+        client_id: Option<ClientId>,
         /// The session.
-        session_id: String,
+        session_id: SessionId,
         /// The store had no record for this id before.
         is_new: bool,
         /// The client <-> session mapping was made by this event.
@@ -59,43 +62,12 @@ pub enum BridgeEvent {
     /// A session record was really destroyed: by the app, by expiry or by cleanup (SPEC H7).
     SessionDestroy {
         /// The client the session was mapped to, if any.
-        client_id: Option<String>,
+        client_id: Option<ClientId>,
         /// The destroyed session.
-        session_id: String,
+        session_id: SessionId,
     },
     /// A cleanup pass removed this many expired records.
     Cleanup(usize),
-}
-
-/// Ids are shown as short one-way digests: `Debug` output ends up in logs.
-impl std::fmt::Debug for BridgeEvent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use crate::id::redact;
-        let cid = |c: &Option<String>| c.as_deref().map(redact);
-        match self {
-            BridgeEvent::SessionSet {
-                client_id,
-                session_id,
-                is_new,
-                is_init,
-            } => f
-                .debug_struct("SessionSet")
-                .field("client_id", &cid(client_id))
-                .field("session_id", &redact(session_id))
-                .field("is_new", is_new)
-                .field("is_init", is_init)
-                .finish(),
-            BridgeEvent::SessionDestroy {
-                client_id,
-                session_id,
-            } => f
-                .debug_struct("SessionDestroy")
-                .field("client_id", &cid(client_id))
-                .field("session_id", &redact(session_id))
-                .finish(),
-            BridgeEvent::Cleanup(n) => f.debug_tuple("Cleanup").field(n).finish(),
-        }
-    }
 }
 
 /// Fan-out of events to subscribers.

@@ -15,8 +15,30 @@ use crate::store::DynStore;
 /// A live session as read from the store.
 #[derive(Debug, Clone)]
 pub(crate) struct Loaded {
-    pub(crate) record: Record,
-    pub(crate) data: Map<String, Value>,
+    record: Record,
+    data: Map<String, Value>,
+}
+
+impl Loaded {
+    pub(crate) fn new(record: Record, data: Map<String, Value>) -> Self {
+        Self { record, data }
+    }
+
+    pub(crate) fn record(&self) -> &Record {
+        &self.record
+    }
+
+    pub(crate) fn data(&self) -> &Map<String, Value> {
+        &self.data
+    }
+
+    pub(crate) fn into_data(self) -> Map<String, Value> {
+        self.data
+    }
+
+    pub(crate) fn into_parts(self) -> (Record, Map<String, Value>) {
+        (self.record, self.data)
+    }
 }
 
 /// What `fetch` found.
@@ -42,14 +64,44 @@ pub(crate) enum Written {
 }
 
 pub(crate) struct Gateway {
-    pub(crate) store: Arc<dyn DynStore>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) default_ttl: u64,
-    pub(crate) max_session_bytes: usize,
-    pub(crate) tag_key: Vec<u8>,
+    store: Arc<dyn DynStore>,
+    clock: Arc<dyn Clock>,
+    default_ttl: u64,
+    max_session_bytes: usize,
+    tag_key: Vec<u8>,
 }
 
 impl Gateway {
+    pub(crate) fn new(
+        store: Arc<dyn DynStore>,
+        clock: Arc<dyn Clock>,
+        default_ttl: u64,
+        max_session_bytes: usize,
+        tag_key: Vec<u8>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            default_ttl,
+            max_session_bytes,
+            tag_key,
+        }
+    }
+
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Every id in the store (GW4; `Err` when the store cannot list).
+    pub(crate) async fn list(&self) -> Result<Vec<String>> {
+        self.store.list().await
+    }
+
+    /// Lets the store compact after a cleanup that cleared `cleared` records (GW4).
+    pub(crate) async fn optimize(&self, cleared: usize) -> Result<()> {
+        self.store.optimize(cleared).await
+    }
+
     pub(crate) fn now(&self) -> u64 {
         self.clock.now_ms()
     }
@@ -147,13 +199,13 @@ mod tests {
     use futures::executor::block_on;
 
     fn gateway(clock: &ManualClock, store: &LiveStore) -> Gateway {
-        Gateway {
-            store: Arc::new(store.clone()),
-            clock: Arc::new(clock.clone()),
-            default_ttl: 1_000,
-            max_session_bytes: 64,
-            tag_key: vec![1; 32],
-        }
+        Gateway::new(
+            Arc::new(store.clone()),
+            Arc::new(clock.clone()),
+            1_000,
+            64,
+            vec![1; 32],
+        )
     }
 
     fn obj(text: &str) -> Map<String, Value> {

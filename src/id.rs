@@ -13,7 +13,7 @@ use hmac::{KeyInit, Mac};
 /// Length in characters of every id made by [`RandomIdGen`] (24 random bytes, 192 bits).
 ///
 /// ```
-/// use session_bridge::{ID_LEN, IdGen, RandomIdGen};
+/// use session_bridge::{id::{ID_LEN, IdGen, RandomIdGen}};
 /// assert_eq!(RandomIdGen.generate().len(), ID_LEN);
 /// ```
 pub const ID_LEN: usize = 32;
@@ -21,7 +21,7 @@ pub const ID_LEN: usize = 32;
 /// Makes session ids and client ids, and says which strings are ids it could have made.
 ///
 /// ```
-/// use session_bridge::{IdGen, RandomIdGen, SessionBridge};
+/// use session_bridge::{SessionBridge, id::{IdGen, RandomIdGen}};
 ///
 /// // Random ids whose first character names the node that made them.
 /// struct NodeIds(char);
@@ -39,7 +39,7 @@ pub trait IdGen: Send + Sync + 'static {
     /// A fresh id. Must be unguessable in production.
     ///
     /// ```
-    /// use session_bridge::{IdGen, RandomIdGen};
+    /// use session_bridge::{id::{IdGen, RandomIdGen}};
     /// assert_ne!(RandomIdGen.generate(), RandomIdGen.generate());
     /// ```
     fn generate(&self) -> String;
@@ -48,7 +48,7 @@ pub trait IdGen: Send + Sync + 'static {
     /// The default accepts exactly [`ID_LEN`] characters of `[A-Za-z0-9_-]`.
     ///
     /// ```
-    /// use session_bridge::{IdGen, RandomIdGen};
+    /// use session_bridge::{id::{IdGen, RandomIdGen}};
     /// assert!(RandomIdGen.is_valid(&RandomIdGen.generate()));
     /// assert!(!RandomIdGen.is_valid("../../etc/passwd"));
     /// ```
@@ -68,7 +68,7 @@ pub(crate) fn is_url_safe_id(id: &str, len: usize) -> bool {
 /// 192-bit ids from the operating system's CSPRNG, URL-safe base64, 32 characters.
 ///
 /// ```
-/// use session_bridge::{IdGen, RandomIdGen};
+/// use session_bridge::{id::{IdGen, RandomIdGen}};
 /// let id = RandomIdGen.generate();
 /// assert_eq!(id.len(), 32);
 /// assert!(RandomIdGen.is_valid(&id));
@@ -97,7 +97,7 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
 /// Deterministic ids for tests: `prefix` then a counter, padded to [`ID_LEN`] characters.
 ///
 /// ```
-/// use session_bridge::{IdGen, SequentialIdGen};
+/// use session_bridge::{id::{IdGen, SequentialIdGen}};
 /// let ids = SequentialIdGen::new("sid");
 /// assert_eq!(ids.generate(), "sid00000000000000000000000000001");
 /// assert_eq!(ids.generate(), "sid00000000000000000000000000002");
@@ -112,7 +112,7 @@ impl SequentialIdGen {
     /// A generator whose ids start with `prefix` (keep it short and URL-safe).
     ///
     /// ```
-    /// use session_bridge::{IdGen, SequentialIdGen};
+    /// use session_bridge::{id::{IdGen, SequentialIdGen}};
     /// let ids = SequentialIdGen::new("client");
     /// assert_eq!(ids.generate(), "client00000000000000000000000001");
     /// ```
@@ -141,6 +141,99 @@ pub(crate) fn redact(id: &str) -> String {
     format!("#{}", text.get(..8).unwrap_or_default())
 }
 
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $label:literal) => {
+        $(#[$doc])*
+        ///
+        /// Its `Debug` output is a short one-way digest, never the id: ids are secrets (a
+        /// session id is a bearer credential). There is no `Display`: the text comes out only
+        /// on purpose, through [`as_str`](Self::as_str) or serde (as a plain JSON string, for a
+        /// response body the app chose to send).
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The id as text (for a store key, a database column; never for a log line).
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The id as an owned `String`.
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                Self(id)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                Self(id.to_owned())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($label, "({})"), redact(&self.0))
+            }
+        }
+    };
+}
+
+id_type! {
+    /// The id of one server-side session record, carried by the signed session cookie.
+    ///
+    /// ```
+    /// use session_bridge::SessionId;
+    /// let id = SessionId::from("f3kD9x2LqP0aZ7mN4vB8cR1tY6uE5wQs");
+    /// assert_eq!(id.as_str(), "f3kD9x2LqP0aZ7mN4vB8cR1tY6uE5wQs");
+    /// assert!(!format!("{id:?}").contains("f3kD9x2L")); // Debug shows a digest only
+    /// ```
+    SessionId, "SessionId"
+}
+
+id_type! {
+    /// The long-lived id of one browser, carried by the signed client cookie; the bridge
+    /// maps it 1:1 to the browser's current [`SessionId`].
+    ///
+    /// ```
+    /// use session_bridge::ClientId;
+    /// let id = ClientId::from("f3kD9x2LqP0aZ7mN4vB8cR1tY6uE5wQs");
+    /// assert_eq!(id, "f3kD9x2LqP0aZ7mN4vB8cR1tY6uE5wQs");
+    /// assert!(format!("{id:?}").starts_with("ClientId(#"));
+    /// ```
+    ClientId, "ClientId"
+}
+
 /// A short keyed hash of an id, safe to log or show in an error (never the id itself).
 ///
 /// Two tags are equal when the ids and the key are; without the key a tag reveals nothing.
@@ -150,9 +243,9 @@ pub(crate) fn redact(id: &str) -> String {
 /// let node_a = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
 /// let node_b = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
 /// let other = SessionBridge::builder().key("app.sid").keys([[8u8; 32]]).build()?;
-/// let id = "f3kD9x2LqP0aZ7mN4vB8cR1tY6uE5wQs";
-/// assert_eq!(node_a.client_tag(id), node_b.client_tag(id)); // same keys, same tag
-/// assert_ne!(node_a.client_tag(id), other.client_tag(id));
+/// let id = "f3kD9x2LqP0aZ7mN4vB8cR1tY6uE5wQs".into();
+/// assert_eq!(node_a.client_tag(&id), node_b.client_tag(&id)); // same keys, same tag
+/// assert_ne!(node_a.client_tag(&id), other.client_tag(&id));
 /// # Ok::<(), session_bridge::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -178,7 +271,7 @@ impl IdTag {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// let tag = bridge.client_tag("f3kD9x2LqP0aZ7mN4vB8cR1tY6uE5wQs");
+    /// let tag = bridge.client_tag(&"f3kD9x2LqP0aZ7mN4vB8cR1tY6uE5wQs".into());
     /// assert_eq!(tag.to_string(), format!("#{}", tag.as_str())); // `Display` adds a `#`
     /// # Ok::<(), session_bridge::Error>(())
     /// ```

@@ -3,16 +3,17 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The façade and what it is made of (data flows down this list, never up).
 mod bridge;
-mod clock;
+mod builder;
+mod by_id;
+mod changes;
+mod cleanup;
 mod cookies;
 mod engine;
-mod error;
 mod events;
 mod gateway;
 mod http_flow;
-mod id;
-pub mod integrations;
 mod locks;
 mod mapping;
 mod origin;
@@ -20,22 +21,25 @@ mod record;
 mod session;
 mod socket_flow;
 pub mod store;
-
-#[cfg(feature = "testing")]
-#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+// Leaves every layer uses.
+pub mod clock;
+pub mod error;
+pub mod id;
+// Framework glue and test support.
+pub mod integrations;
 pub mod testing;
 
-pub use bridge::{SessionBridge, SessionBridgeBuilder};
-pub use clock::{Clock, ManualClock, Sleep, SystemClock};
+pub use bridge::SessionBridge;
+pub use builder::SessionBridgeBuilder;
 pub use cookie::SameSite;
-pub use cookies::{Key, MIN_KEY_LEN};
-pub use error::{BoxError, Error, Result};
+pub use cookies::Key;
+pub use error::{Error, Result};
 pub use events::{BridgeEvent, EventStream};
 pub use http_flow::RequestContext;
-pub use id::{ID_LEN, IdGen, IdTag, RandomIdGen, SequentialIdGen};
-pub use record::{RECORD_FORMAT, Record};
+pub use id::{ClientId, SessionId};
+pub use record::Record;
 pub use session::Session;
-pub use socket_flow::{OnMissing, SessionContext, SessionGuard, SocketSession};
+pub use socket_flow::{SessionContext, SocketSession};
 pub use store::{LiveStore, Store, SyncStore};
 
 // The README's code blocks are compiled and run as doc tests.

@@ -7,12 +7,33 @@ use http::HeaderMap;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OriginPolicy {
     /// Exact origins (`scheme://host[:port]`, lower case) accepted besides same-origin ones.
-    pub(crate) allowed: Vec<String>,
+    allowed: Vec<String>,
+}
+
+impl OriginPolicy {
+    /// Same-origin handshakes plus `allowed` (normalised: trimmed, lower case, no `/`).
+    pub(crate) fn new<I, O>(allowed: I) -> Self
+    where
+        I: IntoIterator<Item = O>,
+        O: Into<String>,
+    {
+        Self {
+            allowed: allowed
+                .into_iter()
+                .map(|o| o.into().trim().trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    /// See [`origin_allowed`].
+    pub(crate) fn allows(&self, headers: &HeaderMap) -> bool {
+        origin_allowed(self, headers)
+    }
 }
 
 /// Accepts a handshake with no `Origin` (not a browser, or a same-origin browser request that
 /// omitted it), one whose host equals `Host` (same origin), or one on the allowlist.
-pub(crate) fn origin_allowed(policy: &OriginPolicy, headers: &HeaderMap) -> bool {
+fn origin_allowed(policy: &OriginPolicy, headers: &HeaderMap) -> bool {
     let mut origins = headers.get_all(http::header::ORIGIN).iter();
     let Some(origin) = origins.next() else {
         return true;
@@ -76,9 +97,7 @@ mod tests {
     #[test]
     fn origin_policy() {
         let none = OriginPolicy::default();
-        let listed = OriginPolicy {
-            allowed: vec!["https://app.example".into()],
-        };
+        let listed = OriginPolicy::new(["https://app.example"]);
         assert!(origin_allowed(&none, &headers(&[("host", "a.test:3000")])));
         assert!(origin_allowed(
             &none,

@@ -3,15 +3,6 @@
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
-/// Version of [`Record::encode`]'s format. Bumped only with a decoder for the older one.
-///
-/// ```
-/// use session_bridge::{RECORD_FORMAT, Record};
-/// let text = Record::new("{}", 1_000, 500).encode();
-/// assert!(text.contains(&format!(r#""format":{RECORD_FORMAT}"#)));
-/// ```
-pub const RECORD_FORMAT: u64 = 1;
-
 /// One stored session.
 ///
 /// * `session`: the session as JSON text of an object (no bookkeeping fields inside).
@@ -65,6 +56,15 @@ impl std::fmt::Debug for Record {
 }
 
 impl Record {
+    /// Version of [`Record::encode`]'s format. Bumped only with a decoder for the older one.
+    ///
+    /// ```
+    /// use session_bridge::Record;
+    /// let text = Record::new("{}", 1_000, 500).encode();
+    /// assert!(text.contains(&format!(r#""format":{}"#, Record::FORMAT)));
+    /// ```
+    pub const FORMAT: u64 = 1;
+
     /// A record at version 0.
     ///
     /// ```
@@ -107,7 +107,7 @@ impl Record {
         format!(
             r#"{{"expiresAt":{},"format":{},"session":{},"ttl":{},"version":{}}}"#,
             self.expires_at,
-            RECORD_FORMAT,
+            Self::FORMAT,
             Value::from(self.session.as_str()),
             self.ttl,
             self.version
@@ -133,7 +133,7 @@ impl Record {
             return Err("not a JSON object".into());
         };
         let format = field_u64(&map, "format")?;
-        if format != RECORD_FORMAT {
+        if format != Self::FORMAT {
             return Err(Cow::Owned(format!("unknown record format {format}")));
         }
         let session = match map.get("session") {

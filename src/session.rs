@@ -1,6 +1,5 @@
 //! The HTTP session handle: a JSON object loaded on first use, with typed helpers.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -8,8 +7,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use http::HeaderMap;
+
+use crate::changes::Changes;
+use crate::cookies::append_set_cookie;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::id::{ClientId, SessionId};
 use crate::record::Record;
 
 /// Accepted range of a max-age, in ms (1 minute to 1 year, SPEC O1).
@@ -47,7 +51,7 @@ pub(crate) fn checked_max_age(max_age: Duration) -> Result<u64> {
 /// assert_eq!(session.get::<u32>("visits").await.unwrap(), None);
 /// session.insert("visits", 1).await.unwrap();
 /// // H6: the creating response already knows the new session's id.
-/// assert!(session.id().await.unwrap().is_some());
+/// assert!(session.session_id().await.unwrap().is_some());
 /// let mut response_headers = HeaderMap::new();
 /// request.commit(&mut response_headers).await.unwrap();
 /// assert_eq!(response_headers.get_all("set-cookie").iter().count(), 2);
@@ -67,76 +71,24 @@ struct Shared {
     state: Mutex<State>,
 }
 
-/// Key-level record of what the request changed (applied onto the fresh record at commit).
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Changes {
-    /// The whole object was replaced (`clear`, `replace`): write our data as is.
-    pub(crate) replaced: bool,
-    /// key -> new value (`None`: removed).
-    pub(crate) keys: BTreeMap<String, Option<Value>>,
-}
-
-impl Changes {
-    pub(crate) fn is_empty(&self) -> bool {
-        !self.replaced && self.keys.is_empty()
-    }
-
-    /// The key-level changes that turn `before` into `after`.
-    pub(crate) fn diff(before: &Map<String, Value>, after: &Map<String, Value>) -> Self {
-        let mut keys = BTreeMap::new();
-        for (k, v) in after {
-            if before.get(k) != Some(v) {
-                keys.insert(k.clone(), Some(v.clone()));
-            }
-        }
-        for k in before.keys() {
-            if !after.contains_key(k) {
-                keys.insert(k.clone(), None);
-            }
-        }
-        Self {
-            replaced: false,
-            keys,
-        }
-    }
-
-    /// Applies these changes onto `fresh`; `ours` is the request's full view.
-    pub(crate) fn apply(&self, ours: &Map<String, Value>, fresh: &mut Map<String, Value>) {
-        if self.replaced {
-            *fresh = ours.clone();
-            return;
-        }
-        for (k, v) in &self.keys {
-            match v {
-                Some(v) => {
-                    fresh.insert(k.clone(), v.clone());
-                }
-                None => {
-                    fresh.remove(k);
-                }
-            }
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
-pub(crate) struct State {
-    pub(crate) loaded: bool,
-    pub(crate) client_id: String,
+struct State {
+    loaded: bool,
+    client_id: String,
     /// The session's id: the existing one, or the one a new session got at its first write.
-    pub(crate) sid: Option<String>,
+    sid: Option<String>,
     /// The record as loaded; `None` for a new session.
-    pub(crate) base: Option<Record>,
-    pub(crate) data: Map<String, Value>,
-    pub(crate) changes: Changes,
+    base: Option<Record>,
+    data: Map<String, Value>,
+    changes: Changes,
     /// Sessions to destroy at commit (`destroy`).
-    pub(crate) destroy: Vec<String>,
+    destroy: Vec<String>,
     /// The stored session `regenerate` moves away from: at commit, its fresh record plus this
     /// request's changes become the new session, and it is destroyed.
-    pub(crate) moved_from: Option<String>,
-    pub(crate) max_age: Option<u64>,
+    moved_from: Option<String>,
+    max_age: Option<u64>,
     /// The client id `regenerate` replaced (H8): never re-sent again.
-    pub(crate) retired_client: Option<String>,
+    retired_client: Option<String>,
 }
 
 impl Session {
@@ -162,7 +114,7 @@ impl Session {
         }
     }
 
-    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+    fn state(&self) -> MutexGuard<'_, State> {
         // Only plain field updates happen under this lock; a poisoned state is still whole.
         self.shared
             .state
@@ -170,16 +122,12 @@ impl Session {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn engine(&self) -> &Arc<Engine> {
-        &self.shared.engine
-    }
-
-    pub(crate) fn cookie_sid(&self) -> Option<&str> {
+    fn cookie_sid(&self) -> Option<&str> {
         self.shared.cookie_sid.as_deref()
     }
 
     /// Loads the session once (H2). Later calls return at once.
-    pub(crate) async fn ensure_loaded(&self) -> Result<()> {
+    async fn ensure_loaded(&self) -> Result<()> {
         if self.state().loaded {
             return Ok(());
         }
@@ -196,8 +144,9 @@ impl Session {
         if let Some(loaded) = loaded {
             // The cookie's id was resolved, so it is `Some` here.
             st.sid = self.shared.cookie_sid.clone();
-            st.data = loaded.data;
-            st.base = Some(loaded.record);
+            let (record, data) = loaded.into_parts();
+            st.data = data;
+            st.base = Some(record);
         }
         st.loaded = true;
         Ok(())
@@ -211,13 +160,13 @@ impl Session {
 
     /// Records a change of `key` and gives a new session its id at its first write (H6).
     fn changed(&self, st: &mut State, key: &str, value: Option<Value>) {
-        st.changes.keys.insert(key.to_owned(), value);
+        st.changes.record(key, value);
         self.assign_id_if_new(st);
     }
 
     fn assign_id_if_new(&self, st: &mut State) {
         if st.sid.is_none() && !st.data.is_empty() {
-            st.sid = Some(self.shared.engine.ids.generate());
+            st.sid = Some(self.shared.engine.new_id());
         }
     }
 
@@ -230,14 +179,14 @@ impl Session {
     /// # let request = bridge.begin_request(&http::HeaderMap::new());
     /// # let session = request.session().clone();
     /// session.insert("user", "ada").await?;
-    /// let (client_id, session_id) = (session.client_id(), session.id().await?);
+    /// let (client_id, session_id) = (session.client_id(), session.session_id().await?);
     /// request.commit(&mut http::HeaderMap::new()).await?;
     /// assert_eq!(bridge.get_session_id(&client_id), session_id);
     /// # Ok::<_, session_bridge::Error>(())
     /// # }).unwrap();
     /// ```
-    pub fn client_id(&self) -> String {
-        self.state().client_id.clone()
+    pub fn client_id(&self) -> ClientId {
+        ClientId::from(self.state().client_id.clone())
     }
 
     /// The session id (H6): `None` until the session exists or gets its first write. An
@@ -250,26 +199,26 @@ impl Session {
     /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
     /// # let request = bridge.begin_request(&http::HeaderMap::new());
     /// # let session = request.session();
-    /// assert_eq!(session.id().await?, None); // no session yet
+    /// assert_eq!(session.session_id().await?, None); // no session yet
     /// session.insert("user", "ada").await?;
-    /// assert!(session.id().await?.is_some(), "known before the response is sent");
+    /// assert!(session.session_id().await?.is_some(), "known before the response is sent");
     /// # Ok::<_, session_bridge::Error>(())
     /// # }).unwrap();
     /// ```
     ///
     /// # Errors
     /// A store error while loading.
-    pub async fn id(&self) -> Result<Option<String>> {
+    pub async fn session_id(&self) -> Result<Option<SessionId>> {
         self.ensure_loaded().await?;
         let (cid, sid, is_new) = {
             let st = self.state();
             (st.client_id.clone(), st.sid.clone(), st.base.is_none())
         };
         if is_new {
-            return Ok(sid);
+            return Ok(sid.map(SessionId::from));
         }
-        let mapped = self.shared.engine.mapping.session_id(&cid);
-        Ok(mapped.or(sid))
+        let mapped = self.shared.engine.session_of(&cid);
+        Ok(mapped.or(sid).map(SessionId::from))
     }
 
     /// Whether this request started a new session (no record existed for it).
@@ -478,10 +427,7 @@ impl Session {
         self.with_data(|st| {
             if st.data != data {
                 st.data = data;
-                st.changes = Changes {
-                    replaced: true,
-                    keys: BTreeMap::new(),
-                };
+                st.changes = Changes::replacement();
                 self.assign_id_if_new(st);
             }
         })
@@ -615,10 +561,10 @@ impl Session {
     /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
     /// // Login of browser `client_id`: `cookie` carries the cookies of its pre-login session.
     /// let login = bridge.begin_request(&cookie);
-    /// let before = login.session().id().await?;
+    /// let before = login.session().session_id().await?;
     /// login.session().regenerate().await?;
     /// login.session().insert("user", "grace").await?;
-    /// assert_ne!(login.session().id().await?, before);
+    /// assert_ne!(login.session().session_id().await?, before);
     /// assert_ne!(login.client_id(), client_id);
     /// login.commit(&mut http::HeaderMap::new()).await?;
     /// assert_eq!(bridge.get_by_client_id(&client_id).await?, None, "the old ids are dead");
@@ -637,7 +583,7 @@ impl Session {
                 st.moved_from = Some(sid);
             }
             self.assign_id_if_new(st);
-            let old_client = std::mem::replace(&mut st.client_id, engine.ids.generate());
+            let old_client = std::mem::replace(&mut st.client_id, engine.new_id());
             st.retired_client.get_or_insert(old_client);
         })
         .await
@@ -667,6 +613,138 @@ impl Session {
         self.state().max_age = Some(checked_max_age(max_age)?);
         Ok(())
     }
+
+    /// H4, H1, H8: stores what the request changed and appends the `Set-Cookie` headers.
+    /// `send_client_cookie`: the client cookie is due (new, re-signed, or always rolled);
+    /// `session_cookie_stale`: the session cookie verified with an older key (C2).
+    pub(crate) async fn commit(
+        &self,
+        headers: &mut HeaderMap,
+        send_client_cookie: bool,
+        session_cookie_stale: bool,
+    ) -> Result<()> {
+        let engine = Arc::clone(&self.shared.engine);
+        let cfg = engine.cookies();
+        // An old-key session cookie must be re-signed, which needs the record's TTL.
+        if session_cookie_stale {
+            self.ensure_loaded().await?;
+        }
+        let st = self.state().clone();
+        let cid = st.client_id.clone();
+
+        // H1, H8: (re)send the client cookie, but never one that a `regenerate` replaced: a
+        // request sent before the login response arrived would roll the browser back.
+        if (send_client_cookie || st.retired_client.is_some()) && !engine.is_retired_client(&cid) {
+            append_set_cookie(headers, &cfg.client_set_cookie(&cid));
+        }
+        if !st.loaded {
+            return Ok(()); // H3: never touched
+        }
+
+        // Owners now, before a new session is mapped to this client and hides them (H7).
+        let owners: Vec<(String, Option<String>)> = st
+            .destroy
+            .iter()
+            .chain(st.moved_from.iter())
+            .map(|sid| (sid.clone(), engine.client_of(sid)))
+            .collect();
+        let owner_of = |sid: &str| {
+            owners
+                .iter()
+                .find(|(s, _)| s == sid)
+                .and_then(|(_, o)| o.clone())
+        };
+        // Sessions this request ended with `destroy`.
+        let destroy_ended = async || -> Result<bool> {
+            for sid in &st.destroy {
+                let _lock = engine.lock(sid).await;
+                engine.destroy_owned(sid, owner_of(sid)).await?;
+            }
+            Ok(!st.destroy.is_empty())
+        };
+
+        match (&st.sid, &st.base) {
+            // `regenerate`: the stored session, re-read under its lock with this request's
+            // changes applied, moves to the new id; the old record goes only after the new
+            // one is written, so a refused write loses nothing (H5, H8).
+            (new_sid, None) if st.moved_from.is_some() => {
+                let from = st.moved_from.as_deref().unwrap_or_default();
+                let _lock = engine.lock(from).await;
+                let Some(fresh) = engine.load(from).await? else {
+                    // Destroyed meanwhile (logout, ban, expiry): nothing to move, and never
+                    // resurrect it.
+                    destroy_ended().await?;
+                    return Ok(());
+                };
+                let (fresh_record, mut data) = fresh.into_parts();
+                st.changes.apply(&st.data, &mut data);
+                let ttl = st.max_age.unwrap_or(fresh_record.ttl);
+                let created = if data.is_empty() {
+                    None
+                } else {
+                    // Sockets may have filled a session this request had emptied: it still moves.
+                    let sid = new_sid.clone().unwrap_or_else(|| engine.new_id());
+                    let created = engine.create(&cid, &sid, &data, Some(ttl)).await?;
+                    Some((sid, created))
+                };
+                engine.destroy_owned(from, owner_of(from)).await?;
+                destroy_ended().await?;
+                if let Some(old) = st.retired_client.as_deref() {
+                    engine.retire_client(old);
+                }
+                let cookie = match created {
+                    Some((sid, created)) => cfg.session_set_cookie(&sid, created.record().ttl),
+                    None => cfg.clear_session_cookie(),
+                };
+                append_set_cookie(headers, &cookie);
+            }
+            // New session: stored only when non-empty (H4).
+            (Some(sid), None) if !st.data.is_empty() => {
+                let created = engine.create(&cid, sid, &st.data, st.max_age).await?;
+                destroy_ended().await?;
+                if let Some(old) = st.retired_client.as_deref() {
+                    engine.retire_client(old);
+                }
+                append_set_cookie(headers, &cfg.session_set_cookie(sid, created.record().ttl));
+            }
+            (Some(sid), Some(base)) => {
+                let refresh = engine.refresh_due(base);
+                let ttl_changed = st.max_age.is_some_and(|ms| ms != base.ttl);
+                if st.changes.is_empty() && !refresh && !ttl_changed {
+                    if session_cookie_stale {
+                        append_set_cookie(headers, &cfg.session_set_cookie(sid, base.ttl));
+                    }
+                    return Ok(());
+                }
+                let _lock = engine.lock(sid).await;
+                // Re-read under the lock and apply only what this request changed. A session
+                // destroyed meanwhile (by a socket, cleanup, another request, a regenerate) is
+                // never resurrected, and its cookie is left alone: a dead id is harmless
+                // (H2 d), while clearing it could erase the cookie a concurrent login just set.
+                let Some(fresh) = engine.load(sid).await? else {
+                    return Ok(());
+                };
+                let changes = st.changes.clone();
+                let ours = st.data.clone();
+                let apply = move |fresh: &mut Map<String, Value>| changes.apply(&ours, fresh);
+                let saved = engine
+                    .update_existing(sid, fresh, st.max_age, refresh, &apply)
+                    .await?;
+                if let Some(saved) = saved
+                    && (refresh || ttl_changed || session_cookie_stale)
+                {
+                    append_set_cookie(headers, &cfg.session_set_cookie(sid, saved.record().ttl));
+                }
+            }
+            // Destroyed and not replaced by a new non-empty session: clear the cookie.
+            _ => {
+                if destroy_ended().await? {
+                    append_set_cookie(headers, &cfg.clear_session_cookie());
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -684,47 +762,12 @@ impl std::fmt::Debug for Session {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn obj(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
-    }
-
     #[test]
     fn handles_are_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
-        assert_send_sync::<Session>();
+        assert_send_sync::<super::Session>();
         assert_send_sync::<crate::RequestContext>();
         assert_send_sync::<crate::SocketSession>();
         assert_send_sync::<crate::SessionBridge>();
-    }
-
-    #[test]
-    fn diff_then_apply_merges_onto_a_fresher_record() {
-        let before = obj(json!({"a": 1, "b": 1, "gone": true}));
-        let after = obj(json!({"a": 2, "b": 1, "new": "x"}));
-        let changes = Changes::diff(&before, &after);
-        assert_eq!(changes.keys.len(), 3);
-        // Someone else changed `b` and added `c` meanwhile: both survive.
-        let mut fresh = obj(json!({"a": 1, "b": 5, "c": 7, "gone": true}));
-        changes.apply(&after, &mut fresh);
-        assert_eq!(fresh, obj(json!({"a": 2, "b": 5, "c": 7, "new": "x"})));
-        assert!(Changes::diff(&after, &after).is_empty());
-    }
-
-    #[test]
-    fn a_replacement_wins_whole() {
-        let ours = obj(json!({"only": 1}));
-        let changes = Changes {
-            replaced: true,
-            keys: BTreeMap::new(),
-        };
-        let mut fresh = obj(json!({"other": 2}));
-        changes.apply(&ours, &mut fresh);
-        assert_eq!(fresh, ours);
     }
 }

@@ -9,17 +9,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::changes::Changes;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::gateway::Loaded;
-use crate::id::IdTag;
+use crate::id::{ClientId, IdTag, SessionId};
 
 /// The room name of a client tag.
 pub(crate) fn client_room(tag: &IdTag) -> String {
     format!("sb-client:{}", tag.as_str())
 }
-use crate::locks::SessionLock;
-use crate::session::Changes;
 
 /// How many times `with_session` re-takes the lock when the socket's session moved while it
 /// waited (S3), before giving up with [`Error::Contention`].
@@ -32,20 +31,20 @@ const BIND_ATTEMPTS: u32 = 3;
 /// the socket connected is seen at once.
 ///
 /// ```
-/// use session_bridge::SessionBridge;
 /// # futures::executor::block_on(async {
-/// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build().unwrap();
+/// # let bridge = session_bridge::testing::test_bridge();
 /// // A handshake without cookies binds to no client: it never gets a session (S5).
-/// let socket = bridge.bind_socket(&http::HeaderMap::new()).await.unwrap();
+/// let socket = bridge.bind_socket(&http::HeaderMap::new()).await?;
 /// assert_eq!(socket.client_id(), None);
-/// let fallback = socket.with_session_or(async |ctx| ctx.session.len(), 0).await.unwrap();
-/// assert_eq!(fallback, 0);
-/// # });
+/// let n = socket.with_session_or_else(async |ctx| ctx.data().len(), || 0).await?;
+/// assert_eq!(n, 0);
+/// # Ok::<_, session_bridge::Error>(())
+/// # }).unwrap();
 /// ```
 #[derive(Clone)]
 pub struct SocketSession {
     engine: Arc<Engine>,
-    client_id: Option<Arc<str>>,
+    client_id: Option<ClientId>,
     /// Set on the handle given to a `with_session` handler: the session it already holds, so
     /// that locking it again fails fast instead of waiting for itself forever.
     holding: Option<Arc<str>>,
@@ -59,25 +58,19 @@ impl std::fmt::Debug for SocketSession {
     }
 }
 
-/// What a `with_session` handler works on (S3).
+/// What a [`with_session`](SocketSession::with_session) handler works on (S3): the session's
+/// data, read and changed with the same methods as the HTTP [`Session`](crate::Session)
+/// (synchronous here: the session is already loaded and locked).
 ///
 /// ```
-/// # use session_bridge::SessionBridge;
 /// # futures::executor::block_on(async {
-/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-/// # let request = bridge.begin_request(&http::HeaderMap::new());
-/// # request.session().insert("user", "ada").await?;
-/// # let client_id = request.client_id();
-/// # let mut set_cookie = http::HeaderMap::new();
-/// # request.commit(&mut set_cookie).await?;
-/// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-/// # let mut cookie = http::HeaderMap::new();
-/// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
-/// # let socket = bridge.bind_socket(&cookie).await?;
-/// // `socket`: bound at the handshake of a browser that has a session.
+/// # let bridge = session_bridge::testing::test_bridge();
+/// # let mut browser = session_bridge::testing::Browser::new();
+/// # browser.request(&bridge, async |s| s.insert("user", "ada").await).await??;
+/// # let socket = browser.socket(&bridge).await?;
 /// let visits = socket
 ///     .with_session(async |ctx| {
-///         let n = ctx.get::<u32>("visits").unwrap_or(0) + 1;
+///         let n = ctx.get::<u32>("visits")?.unwrap_or(0) + 1;
 ///         ctx.insert("visits", n).map(|()| n)
 ///     })
 ///     .await??;
@@ -86,12 +79,9 @@ impl std::fmt::Debug for SocketSession {
 /// # }).unwrap();
 /// ```
 pub struct SessionContext {
-    /// The id of the session being handled.
-    pub session_id: String,
-    /// The session object. Change it freely: it is saved after the handler if it changed.
-    pub session: Map<String, Value>,
-    /// The socket's handle (to read its client id, for instance).
-    pub socket: SocketSession,
+    session_id: SessionId,
+    data: Map<String, Value>,
+    socket: SocketSession,
     destroyed: bool,
 }
 
@@ -99,62 +89,67 @@ pub struct SessionContext {
 impl std::fmt::Debug for SessionContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionContext")
-            .field("session_id", &crate::id::redact(&self.session_id))
-            .field("keys", &self.session.len())
+            .field("session_id", &self.session_id)
+            .field("keys", &self.data.len())
             .field("destroyed", &self.destroyed)
             .finish_non_exhaustive()
     }
 }
 
 impl SessionContext {
-    /// The value under `key`, deserialized; `None` when absent or not a `T`.
+    /// The id of the session being handled.
+    pub fn session_id(&self) -> &SessionId {
+        &self.session_id
+    }
+
+    /// The socket's handle (its client id, its room).
+    pub fn socket(&self) -> &SocketSession {
+        &self.socket
+    }
+
+    /// The value under `key`, deserialized as a `T`; `None` when absent (as
+    /// [`Session::get`](crate::Session::get)).
     ///
     /// ```
-    /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # let mut set_cookie = http::HeaderMap::new();
-    /// # request.commit(&mut set_cookie).await?;
-    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-    /// # let mut cookie = http::HeaderMap::new();
-    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
-    /// # let socket = bridge.bind_socket(&cookie).await?;
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let mut browser = session_bridge::testing::Browser::new();
+    /// # browser.request(&bridge, async |s| s.insert("user", "ada").await).await??;
+    /// # let socket = browser.socket(&bridge).await?;
     /// let (user, as_number) = socket
     ///     .with_session(async |ctx| (ctx.get::<String>("user"), ctx.get::<u64>("user")))
     ///     .await?;
-    /// assert_eq!(user.as_deref(), Some("ada"));
-    /// assert_eq!(as_number, None, "not a u64");
+    /// assert_eq!(user?.as_deref(), Some("ada"));
+    /// assert!(as_number.is_err(), "a string is not a u64");
     /// # Ok::<_, session_bridge::Error>(())
     /// # }).unwrap();
     /// ```
-    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        self.session
-            .get(key)
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    ///
+    /// # Errors
+    /// [`Error::Json`] when the stored value is not a `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.data.get(key) {
+            Some(v) => Ok(Some(T::deserialize(v)?)),
+            None => Ok(None),
+        }
     }
 
-    /// Sets `key`.
+    /// The JSON value under `key`.
+    pub fn get_value(&self, key: &str) -> Option<&Value> {
+        self.data.get(key)
+    }
+
+    /// Sets `key` to `value`, serialized.
     ///
     /// ```
-    /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # let mut set_cookie = http::HeaderMap::new();
-    /// # request.commit(&mut set_cookie).await?;
-    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-    /// # let mut cookie = http::HeaderMap::new();
-    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
-    /// # let socket = bridge.bind_socket(&cookie).await?;
-    /// // `socket`: bound at the handshake of browser `client_id`, which has a session.
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let mut browser = session_bridge::testing::Browser::new();
+    /// # browser.request(&bridge, async |s| s.insert("user", "ada").await).await??;
+    /// # let socket = browser.socket(&bridge).await?;
     /// socket.with_session(async |ctx| ctx.insert("theme", "dark")).await??;
-    /// let stored = bridge.get_by_client_id(&client_id).await?.unwrap_or_default();
-    /// assert_eq!(stored["theme"], "dark");
+    /// let theme = browser.request(&bridge, async |s| s.get::<String>("theme").await).await??;
+    /// assert_eq!(theme.as_deref(), Some("dark"));
     /// # Ok::<_, session_bridge::Error>(())
     /// # }).unwrap();
     /// ```
@@ -162,30 +157,52 @@ impl SessionContext {
     /// # Errors
     /// [`Error::Json`] when `value` cannot be serialized.
     pub fn insert<T: Serialize>(&mut self, key: &str, value: T) -> Result<()> {
-        self.session
-            .insert(key.to_owned(), serde_json::to_value(value)?);
+        self.insert_value(key, serde_json::to_value(value)?);
         Ok(())
+    }
+
+    /// Sets `key` to a JSON value.
+    pub fn insert_value(&mut self, key: &str, value: Value) {
+        self.data.insert(key.to_owned(), value);
+    }
+
+    /// Removes `key`, returning its value deserialized as a `T`.
+    ///
+    /// # Errors
+    /// [`Error::Json`] when the removed value is not a `T` (it is removed all the same).
+    pub fn remove<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>> {
+        match self.remove_value(key) {
+            Some(v) => Ok(Some(serde_json::from_value(v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes `key`, returning its JSON value.
+    pub fn remove_value(&mut self, key: &str) -> Option<Value> {
+        self.data.remove(key)
+    }
+
+    /// The whole session object.
+    pub fn data(&self) -> &Map<String, Value> {
+        &self.data
+    }
+
+    /// The whole session object, to change freely: it is saved after the handler if it
+    /// changed.
+    pub fn data_mut(&mut self) -> &mut Map<String, Value> {
+        &mut self.data
     }
 
     /// Destroys the session after the handler (the seed's `session = null`, S3).
     ///
     /// ```
-    /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # let mut set_cookie = http::HeaderMap::new();
-    /// # request.commit(&mut set_cookie).await?;
-    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-    /// # let mut cookie = http::HeaderMap::new();
-    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
-    /// # let socket = bridge.bind_socket(&cookie).await?;
-    /// // Logout over the socket of browser `client_id`.
-    /// socket.with_session(async |ctx| ctx.destroy()).await?;
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let mut browser = session_bridge::testing::Browser::new();
+    /// # browser.request(&bridge, async |s| s.insert("user", "ada").await).await??;
+    /// # let socket = browser.socket(&bridge).await?;
+    /// socket.with_session(async |ctx| ctx.destroy()).await?; // logout over the socket
     /// assert_eq!(socket.session_id(), None);
-    /// assert_eq!(bridge.get_by_client_id(&client_id).await?, None);
     /// # Ok::<_, session_bridge::Error>(())
     /// # }).unwrap();
     /// ```
@@ -194,209 +211,25 @@ impl SessionContext {
     }
 }
 
-/// What `with_session` does when the socket has no session (S4).
-///
-/// ```
-/// # use session_bridge::SessionBridge;
-/// # futures::executor::block_on(async {
-/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-/// # let socket = bridge.bind_socket(&http::HeaderMap::new()).await?;
-/// use session_bridge::{Error, OnMissing};
-/// // `socket` belongs to a browser without a session.
-/// let count = async |ctx: &mut session_bridge::SessionContext| ctx.session.len();
-/// let n = socket.with_session_on_missing(count, OnMissing::Value(0)).await?;
-/// assert_eq!(n, 0);
-/// let missing = socket.with_session_on_missing(count, OnMissing::Error).await;
-/// assert!(matches!(missing, Err(Error::SessionMissing)));
-/// # Ok::<_, session_bridge::Error>(())
-/// # }).unwrap();
-/// ```
-pub enum OnMissing<R> {
-    /// Return [`Error::SessionMissing`] (the default).
-    Error,
-    /// Return this value.
-    Value(R),
-    /// Call this and return its value.
-    Call(Box<dyn FnOnce() -> R + Send>),
-}
-
-impl<R> OnMissing<R> {
-    fn resolve(self) -> Result<R> {
-        match self {
-            OnMissing::Error => Err(Error::SessionMissing),
-            OnMissing::Value(v) => Ok(v),
-            OnMissing::Call(f) => Ok(f()),
-        }
-    }
-}
-
-impl<R> std::fmt::Debug for OnMissing<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            OnMissing::Error => "OnMissing::Error",
-            OnMissing::Value(_) => "OnMissing::Value(..)",
-            OnMissing::Call(_) => "OnMissing::Call(..)",
-        })
-    }
-}
-
-/// A session held under its lock: the guard style of [`SocketSession::with_session`].
-/// Read and change [`data`](Self::data), then [`commit`](Self::commit); dropping the guard
-/// without committing discards the changes and releases the lock.
-///
-/// ```
-/// # use session_bridge::SessionBridge;
-/// # futures::executor::block_on(async {
-/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-/// # let request = bridge.begin_request(&http::HeaderMap::new());
-/// # request.session().insert("user", "ada").await?;
-/// # let client_id = request.client_id();
-/// # let mut set_cookie = http::HeaderMap::new();
-/// # request.commit(&mut set_cookie).await?;
-/// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-/// # let mut cookie = http::HeaderMap::new();
-/// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
-/// # let socket = bridge.bind_socket(&cookie).await?;
-/// // `socket`: bound at the handshake of browser `client_id`, which has a session.
-/// if let Some(mut guard) = socket.lock().await? {
-///     guard.data.insert("seen".into(), true.into());
-///     guard.commit().await?;
-/// }
-/// let stored = bridge.get_by_client_id(&client_id).await?.unwrap_or_default();
-/// assert_eq!(stored["seen"], true);
-/// # Ok::<_, session_bridge::Error>(())
-/// # }).unwrap();
-/// ```
-pub struct SessionGuard {
-    socket: SocketSession,
-    session_id: String,
-    loaded: Loaded,
-    /// The session object; change it freely before `commit`.
-    pub data: Map<String, Value>,
-    _lock: SessionLock,
-}
-
-impl std::fmt::Debug for SessionGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionGuard")
-            .field("keys", &self.data.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl SessionGuard {
-    /// The id of the locked session.
-    ///
-    /// ```
-    /// # use session_bridge::SessionBridge;
-    /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # let mut set_cookie = http::HeaderMap::new();
-    /// # request.commit(&mut set_cookie).await?;
-    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-    /// # let mut cookie = http::HeaderMap::new();
-    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
-    /// # let socket = bridge.bind_socket(&cookie).await?;
-    /// let guard = socket.lock().await?;
-    /// let locked = guard.as_ref().map(|g| g.session_id().to_owned());
-    /// assert_eq!(locked, socket.session_id());
-    /// # Ok::<_, session_bridge::Error>(())
-    /// # }).unwrap();
-    /// ```
-    pub fn session_id(&self) -> &str {
-        &self.session_id
-    }
-
-    /// Saves the changes (only the keys that changed are written over the stored record) and
-    /// releases the lock. Unchanged data writes nothing.
-    ///
-    /// ```
-    /// # use session_bridge::SessionBridge;
-    /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # let mut set_cookie = http::HeaderMap::new();
-    /// # request.commit(&mut set_cookie).await?;
-    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-    /// # let mut cookie = http::HeaderMap::new();
-    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
-    /// # let socket = bridge.bind_socket(&cookie).await?;
-    /// if let Some(mut guard) = socket.lock().await? {
-    ///     let n = guard.data.get("visits").and_then(|v| v.as_u64()).unwrap_or(0);
-    ///     guard.data.insert("visits".into(), (n + 1).into());
-    ///     guard.commit().await?; // saves and releases the lock
-    /// }
-    /// assert_eq!(bridge.active_locks(), 0);
-    /// # Ok::<_, session_bridge::Error>(())
-    /// # }).unwrap();
-    /// ```
-    ///
-    /// # Errors
-    /// A store error, [`Error::SessionTooLarge`], [`Error::Conflict`], or
-    /// [`Error::SessionMissing`] when the session was destroyed meanwhile by a path that does
-    /// not take its lock (expiry seen by a reader): the changes are not written (never
-    /// resurrected).
-    pub async fn commit(self) -> Result<()> {
-        self.socket
-            .save(&self.session_id, self.loaded, &self.data)
-            .await
-    }
-
-    /// Destroys the session and releases the lock.
-    ///
-    /// ```
-    /// # use session_bridge::SessionBridge;
-    /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # let mut set_cookie = http::HeaderMap::new();
-    /// # request.commit(&mut set_cookie).await?;
-    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-    /// # let mut cookie = http::HeaderMap::new();
-    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
-    /// # let socket = bridge.bind_socket(&cookie).await?;
-    /// if let Some(guard) = socket.lock().await? {
-    ///     guard.destroy().await?;
-    /// }
-    /// assert_eq!(socket.session_id(), None);
-    /// # Ok::<_, session_bridge::Error>(())
-    /// # }).unwrap();
-    /// ```
-    ///
-    /// # Errors
-    /// A store error.
-    pub async fn destroy(self) -> Result<()> {
-        self.socket.engine.destroy(&self.session_id).await.map(drop)
-    }
-}
-
 impl SocketSession {
     /// S1: reads the client and session cookies of a handshake request. Never creates a
     /// client id or a session and sets no cookie; attaches an existing live session that no
     /// other client holds (H2 a-d).
     pub(crate) async fn bind(engine: Arc<Engine>, headers: &HeaderMap) -> Result<Self> {
-        if !crate::origin::origin_allowed(&engine.origins, headers) {
+        if !engine.origin_allows(headers) {
             return Err(Error::ForbiddenOrigin);
         }
-        let client_id = engine
-            .read_cookie(headers, &engine.cookies.client_name)
-            .map(|(cid, _)| cid);
+        let cookies = engine.cookies();
+        let client_id = cookies.read_client(headers).map(|read| read.into_parts().0);
         if let Some(cid) = &client_id {
-            let cookie_sid = engine
-                .read_cookie(headers, &engine.cookies.session_name)
-                .map(|(sid, _)| sid);
+            let cookie_sid = cookies
+                .read_session(headers)
+                .map(|read| read.into_parts().0);
             engine.resolve(cid, cookie_sid.as_deref()).await?;
         }
         Ok(Self {
             engine,
-            client_id: client_id.map(Arc::from),
+            client_id: client_id.map(ClientId::from),
             holding: None,
         })
     }
@@ -404,56 +237,35 @@ impl SocketSession {
     /// The browser's client id, fixed at the handshake (S2); `None` without a valid cookie.
     ///
     /// ```
-    /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # let mut set_cookie = http::HeaderMap::new();
-    /// # request.commit(&mut set_cookie).await?;
-    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-    /// # let mut cookie = http::HeaderMap::new();
-    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
-    /// # let socket = bridge.bind_socket(&cookie).await?;
-    /// // `socket`: bound at the handshake of browser `client_id`.
-    /// assert_eq!(socket.client_id(), Some(client_id.as_str()));
-    /// let anonymous = bridge.bind_socket(&http::HeaderMap::new()).await?;
-    /// assert_eq!(anonymous.client_id(), None);
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// let mut browser = session_bridge::testing::Browser::new();
+    /// let client_id = browser.request(&bridge, async |s| s.client_id()).await?;
+    /// let socket = browser.socket(&bridge).await?;
+    /// assert_eq!(socket.client_id(), Some(client_id));
     /// # Ok::<_, session_bridge::Error>(())
     /// # }).unwrap();
     /// ```
-    pub fn client_id(&self) -> Option<&str> {
-        self.client_id.as_deref()
+    pub fn client_id(&self) -> Option<ClientId> {
+        self.client_id.clone()
     }
 
     /// The session id, looked up through the client mapping now (S2).
     ///
     /// ```
-    /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # let mut set_cookie = http::HeaderMap::new();
-    /// # request.commit(&mut set_cookie).await?;
-    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-    /// # let mut cookie = http::HeaderMap::new();
-    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
-    /// # let socket = bridge.bind_socket(&cookie).await?;
-    /// // `socket`: bound at the handshake of browser `client_id`, which has a session.
-    /// assert_eq!(socket.session_id(), bridge.get_session_id(&client_id));
-    /// // Changes made over HTTP are seen at once, without reconnecting.
-    /// bridge.destroy_by_client_id(&client_id).await?;
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// let mut browser = session_bridge::testing::Browser::new();
+    /// let socket = browser.socket(&bridge).await?; // before the browser has a session
     /// assert_eq!(socket.session_id(), None);
+    /// browser.request(&bridge, async |s| s.insert("user", "ada").await).await??;
+    /// assert!(socket.session_id().is_none(), "no client id at its handshake: never bound");
     /// # Ok::<_, session_bridge::Error>(())
     /// # }).unwrap();
     /// ```
-    pub fn session_id(&self) -> Option<String> {
-        self.client_id
-            .as_deref()
-            .and_then(|cid| self.engine.mapping.session_id(cid))
+    pub fn session_id(&self) -> Option<SessionId> {
+        let cid = self.client_id.as_ref()?;
+        self.engine.session_of(cid.as_str()).map(SessionId::from)
     }
 
     /// The room of this browser's sockets (`None` when unbound): named by a keyed,
@@ -461,245 +273,150 @@ impl SocketSession {
     /// [`SessionBridge::client_room`](crate::SessionBridge::client_room).
     ///
     /// ```
-    /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # let mut set_cookie = http::HeaderMap::new();
-    /// # request.commit(&mut set_cookie).await?;
-    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-    /// # let mut cookie = http::HeaderMap::new();
-    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
-    /// # let socket = bridge.bind_socket(&cookie).await?;
-    /// // `socket`: bound at the handshake of browser `client_id`.
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// let mut browser = session_bridge::testing::Browser::new();
+    /// let client_id = browser.request(&bridge, async |s| s.client_id()).await?;
+    /// let socket = browser.socket(&bridge).await?;
     /// assert_eq!(socket.room(), Some(bridge.client_room(&client_id)));
     /// # Ok::<_, session_bridge::Error>(())
     /// # }).unwrap();
     /// ```
     pub fn room(&self) -> Option<String> {
-        self.client_id
-            .as_deref()
-            .map(|cid| client_room(&self.engine.client_tag(cid)))
+        let cid = self.client_id.as_ref()?;
+        Some(client_room(&self.engine.client_tag(cid.as_str())))
     }
 
     /// S3: runs `handler` on the session under its lock; destroyed -> destroy, changed ->
     /// save, unchanged -> no write; returns the handler's value. A socket without a session
-    /// gets [`Error::SessionMissing`] (S4).
+    /// gets [`Error::SessionMissing`] (S4), which the caller can match.
     ///
     /// ```
-    /// # use session_bridge::SessionBridge;
-    /// # async fn demo(socket: session_bridge::SocketSession) -> session_bridge::Result<u64> {
-    /// socket
+    /// # futures::executor::block_on(async {
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let mut browser = session_bridge::testing::Browser::new();
+    /// # browser.request(&bridge, async |s| s.insert("user", "ada").await).await??;
+    /// # let socket = browser.socket(&bridge).await?;
+    /// let count = socket
     ///     .with_session(async |ctx| {
-    ///         let n = ctx.get::<u64>("wsCount").unwrap_or(0) + 1;
-    ///         ctx.session.insert("wsCount".into(), n.into());
-    ///         n
+    ///         let n = ctx.get::<u64>("wsCount")?.unwrap_or(0) + 1;
+    ///         ctx.insert("wsCount", n).map(|()| n)
     ///     })
-    ///     .await
-    /// # }
+    ///     .await??;
+    /// assert_eq!(count, 1);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
     /// ```
     ///
     /// # Errors
-    /// [`Error::Reentrant`] when called from a handler on the session it holds (the lock is
-    /// not re-entrant; calling other bridge methods that lock the same session from inside the
-    /// handler, such as `set_by_id` or `destroy_by_id`, would wait forever: work on
-    /// `ctx.session` instead). [`Error::SessionMissing`], a store error, [`Error::SessionTooLarge`],
-    /// [`Error::Contention`] or [`Error::Conflict`].
+    /// [`Error::SessionMissing`] when the socket has no session (or it died while the handler
+    /// ran). [`Error::Reentrant`] when called from a handler on the session it holds (the lock
+    /// is not re-entrant; calling bridge methods that lock the same session from inside the
+    /// handler, such as `set_by_id` or `destroy_by_id`, would wait forever: work on the
+    /// context instead). A store error, [`Error::SessionTooLarge`], [`Error::Contention`] or
+    /// [`Error::Conflict`].
     pub async fn with_session<F, R>(&self, handler: F) -> Result<R>
     where
         F: AsyncFnOnce(&mut SessionContext) -> R,
     {
-        self.with_session_on_missing(handler, OnMissing::Error)
-            .await
+        self.run(handler).await?.ok_or(Error::SessionMissing)
     }
 
-    /// [`with_session`](Self::with_session) returning `fallback` when there is no session (S4).
+    /// [`with_session`](Self::with_session) that returns `on_missing()` instead of
+    /// [`Error::SessionMissing`] when there is no session (S4).
     ///
     /// ```
-    /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let socket = bridge.bind_socket(&http::HeaderMap::new()).await?;
-    /// // `socket` belongs to a browser without a session.
-    /// let user = socket
-    ///     .with_session_or(async |ctx| ctx.get::<String>("user"), None)
-    ///     .await?;
-    /// assert_eq!(user, None);
-    /// # Ok::<_, session_bridge::Error>(())
-    /// # }).unwrap();
-    /// ```
-    ///
-    /// # Errors
-    /// As [`with_session`](Self::with_session), except a missing session.
-    pub async fn with_session_or<F, R>(&self, handler: F, fallback: R) -> Result<R>
-    where
-        F: AsyncFnOnce(&mut SessionContext) -> R,
-    {
-        self.with_session_on_missing(handler, OnMissing::Value(fallback))
-            .await
-    }
-
-    /// [`with_session`](Self::with_session) calling `fallback` when there is no session (S4).
-    ///
-    /// ```
-    /// # use session_bridge::SessionBridge;
-    /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let socket = bridge.bind_socket(&http::HeaderMap::new()).await?;
-    /// // `socket` belongs to a browser without a session.
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// let socket = bridge.bind_socket(&http::HeaderMap::new()).await?; // no session
     /// let reply = socket
-    ///     .with_session_or_else(async |ctx| format!("{} keys", ctx.session.len()), || {
-    ///         "log in first".to_owned()
-    ///     })
-    ///     .await?;
-    /// assert_eq!(reply, "log in first");
+    ///     .with_session_or_else(async |ctx| ctx.get::<u64>("n"), || Ok(None))
+    ///     .await??;
+    /// assert_eq!(reply, None);
     /// # Ok::<_, session_bridge::Error>(())
     /// # }).unwrap();
     /// ```
     ///
     /// # Errors
-    /// As [`with_session`](Self::with_session), except a missing session.
+    /// As [`with_session`](Self::with_session), except [`Error::SessionMissing`].
     pub async fn with_session_or_else<F, R>(
         &self,
         handler: F,
-        fallback: impl FnOnce() -> R + Send + 'static,
+        on_missing: impl FnOnce() -> R,
     ) -> Result<R>
     where
         F: AsyncFnOnce(&mut SessionContext) -> R,
     {
-        self.with_session_on_missing(handler, OnMissing::Call(Box::new(fallback)))
-            .await
+        Ok(self.run(handler).await?.unwrap_or_else(on_missing))
     }
 
-    /// The general form of [`with_session`](Self::with_session) (S3, S4).
-    ///
-    /// ```
-    /// # use session_bridge::SessionBridge;
-    /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let socket = bridge.bind_socket(&http::HeaderMap::new()).await?;
-    /// use session_bridge::OnMissing;
-    /// // `socket` belongs to a browser without a session.
-    /// let fallback = OnMissing::Call(Box::new(Vec::new));
-    /// let cart: Vec<u32> = socket
-    ///     .with_session_on_missing(async |ctx| ctx.get("cart").unwrap_or_default(), fallback)
-    ///     .await?;
-    /// assert!(cart.is_empty());
-    /// # Ok::<_, session_bridge::Error>(())
-    /// # }).unwrap();
-    /// ```
-    ///
-    /// # Errors
-    /// As [`with_session`](Self::with_session).
-    pub async fn with_session_on_missing<F, R>(
-        &self,
-        handler: F,
-        on_missing: OnMissing<R>,
-    ) -> Result<R>
+    /// `Ok(None)`: no session (before the handler, or it died while the handler ran).
+    async fn run<F, R>(&self, handler: F) -> Result<Option<R>>
     where
         F: AsyncFnOnce(&mut SessionContext) -> R,
     {
-        let Some(guard) = self.lock().await? else {
-            return on_missing.resolve();
+        let Some((sid, loaded, lock)) = self.acquire().await? else {
+            return Ok(None);
         };
         let mut ctx = SessionContext {
-            session_id: guard.session_id.clone(),
-            session: guard.data.clone(),
+            session_id: SessionId::from(sid.as_str()),
+            data: loaded.data().clone(),
             socket: SocketSession {
-                holding: Some(Arc::from(guard.session_id.as_str())),
+                holding: Some(Arc::from(sid.as_str())),
                 ..self.clone()
             },
             destroyed: false,
         };
         let value = handler(&mut ctx).await;
-        if ctx.destroyed {
-            guard.destroy().await?;
-            return Ok(value);
-        }
-        let mut guard = guard;
-        guard.data = ctx.session;
-        match guard.commit().await {
-            Ok(()) => Ok(value),
-            // The session died while the handler ran (expired, destroyed by HTTP or by
-            // cleanup): its changes had nowhere to go, which is the missing case (S4).
-            Err(Error::SessionMissing) => on_missing.resolve(),
-            Err(err) => Err(err),
-        }
+        let saved = if ctx.destroyed {
+            self.engine.destroy(&sid).await.map(|_| true)
+        } else {
+            self.save(&sid, loaded, &ctx.data).await
+        };
+        drop(lock);
+        // The session died while the handler ran (expired, destroyed by HTTP or by cleanup):
+        // its changes had nowhere to go, which is the missing case (S4).
+        Ok(saved?.then_some(value))
     }
 
-    /// Takes the session's lock and loads it: the guard style (S3). `Ok(None)` when the
-    /// socket has no session. Hold the guard briefly: every other writer of this session,
-    /// HTTP commits included, waits for it.
-    ///
-    /// ```
-    /// # use session_bridge::SessionBridge;
-    /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # let mut set_cookie = http::HeaderMap::new();
-    /// # request.commit(&mut set_cookie).await?;
-    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-    /// # let mut cookie = http::HeaderMap::new();
-    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
-    /// # let socket = bridge.bind_socket(&cookie).await?;
-    /// let guard = socket.lock().await?;
-    /// assert!(guard.is_some_and(|g| g.data["user"] == "ada"));
-    /// let anonymous = bridge.bind_socket(&http::HeaderMap::new()).await?;
-    /// assert!(anonymous.lock().await?.is_none());
-    /// # Ok::<_, session_bridge::Error>(())
-    /// # }).unwrap();
-    /// ```
-    ///
-    /// # Errors
-    /// A store error, or [`Error::Contention`] when the session kept moving.
-    pub async fn lock(&self) -> Result<Option<SessionGuard>> {
+    /// The socket's session, loaded under its lock; `None` when it has none.
+    async fn acquire(&self) -> Result<Option<(String, Loaded, crate::locks::SessionLock)>> {
         for _ in 0..BIND_ATTEMPTS {
             let Some(sid) = self.session_id() else {
                 return Ok(None);
             };
+            let sid = sid.into_string();
             if self.holding.as_deref() == Some(sid.as_str()) {
                 return Err(Error::Reentrant);
             }
             let lock = self.engine.lock(&sid).await;
             // The session may have moved (regenerated, destroyed) while we waited.
-            if self.session_id().as_deref() != Some(sid.as_str()) {
+            if self.session_id().as_ref().map(SessionId::as_str) != Some(sid.as_str()) {
                 continue;
             }
             let Some(loaded) = self.engine.load(&sid).await? else {
                 return Ok(None);
             };
-            return Ok(Some(SessionGuard {
-                socket: self.clone(),
-                data: loaded.data.clone(),
-                loaded,
-                session_id: sid,
-                _lock: lock,
-            }));
+            return Ok(Some((sid, loaded, lock)));
         }
         Err(Error::Contention {
             attempts: BIND_ATTEMPTS,
         })
     }
 
-    /// Writes the keys that changed between `loaded` and `data` over the stored record.
-    async fn save(&self, sid: &str, loaded: Loaded, data: &Map<String, Value>) -> Result<()> {
-        let changes = Changes::diff(&loaded.data, data);
+    /// Saves the handler's view key by key onto the fresh record; `false`: the session is
+    /// gone (never resurrected).
+    async fn save(&self, sid: &str, loaded: Loaded, data: &Map<String, Value>) -> Result<bool> {
+        let changes = Changes::diff(loaded.data(), data);
         if changes.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let ours = data.clone();
         let apply = move |fresh: &mut Map<String, Value>| changes.apply(&ours, fresh);
-        match self
+        Ok(self
             .engine
             .update_existing(sid, loaded, None, false, &apply)
             .await?
-        {
-            Some(_) => Ok(()),
-            None => Err(Error::SessionMissing),
-        }
+            .is_some())
     }
 }

@@ -1,4 +1,5 @@
-//! The store conformance suite (SPEC ST3): one call checks that a store keeps the contract
+//! Test support: a cookie-following [`Browser`] and a [`test_bridge`] for your app's tests,
+//! and the store conformance suite (SPEC ST3): one call checks that a store keeps the contract
 //! every built-in store keeps. Run it on your own store in a test:
 //!
 //! ```
@@ -12,6 +13,9 @@
 //! database in use by other tests) without touching other keys; it destroys what it wrote.
 
 use std::fmt;
+
+mod browser;
+pub use browser::{Browser, test_bridge};
 
 use crate::Error;
 use crate::id::{IdGen, RandomIdGen};

@@ -26,9 +26,12 @@ use futures::StreamExt as _;
 use hmac::{KeyInit as _, Mac as _};
 use http::HeaderMap;
 use serde_json::{Map, Value, json};
+use session_bridge::clock::Clock as _;
 use session_bridge::{
-    BridgeEvent, Clock as _, Error, EventStream, IdGen, LiveStore, ManualClock, Record,
-    SequentialIdGen, Session, SessionBridge, Store,
+    BridgeEvent, ClientId, Error, EventStream, LiveStore, Record, Session, SessionBridge,
+    SessionId, Store,
+    clock::ManualClock,
+    id::{IdGen, SequentialIdGen},
 };
 
 /// How long a step may wait for the background cleanup task (a guard, not a sleep).
@@ -377,9 +380,11 @@ impl BridgeWorld {
     }
 
     fn render(&self, event: &BridgeEvent) -> Vec<String> {
-        let client = |c: &Option<String>| {
-            c.as_deref()
-                .map_or_else(|| "none".to_owned(), |c| self.label(Kind::Client, c))
+        let client = |c: &Option<ClientId>| {
+            c.as_ref().map_or_else(
+                || "none".to_owned(),
+                |c| self.label(Kind::Client, c.as_str()),
+            )
         };
         let row = |cells: [String; 5]| cells.to_vec();
         match event {
@@ -391,7 +396,7 @@ impl BridgeWorld {
             } => row([
                 "SessionSet".into(),
                 client(client_id),
-                self.label(Kind::Session, session_id),
+                self.label(Kind::Session, session_id.as_str()),
                 is_new.to_string(),
                 is_init.to_string(),
             ]),
@@ -401,7 +406,7 @@ impl BridgeWorld {
             } => row([
                 "SessionDestroy".into(),
                 client(client_id),
-                self.label(Kind::Session, session_id),
+                self.label(Kind::Session, session_id.as_str()),
                 String::new(),
                 String::new(),
             ]),
@@ -825,10 +830,11 @@ async fn sets_and_removes(w: &mut BridgeWorld, who: String, key: String, value: 
 async fn reports_id(w: &mut BridgeWorld, who: String, key: String, value: String) {
     let value = json(&value);
     w.send(&who, |s| async move {
-        let before = s.id().await?;
+        let before = s.session_id().await?;
         s.insert_value(&key, value).await?;
-        let after = s.id().await?;
-        Ok(json!({ "before": before, "after": after }))
+        let after = s.session_id().await?;
+        let text = |id: Option<SessionId>| id.map(String::from);
+        Ok(json!({ "before": text(before), "after": text(after) }))
     })
     .await;
 }
@@ -935,8 +941,8 @@ async fn app_reads(w: &mut BridgeWorld, reference: String) {
     let (kind, id) = w.resolve(&reference);
     w.begin(None);
     let found = match kind {
-        Kind::Session => bridge.get_by_id(&id).await,
-        Kind::Client => bridge.get_by_client_id(&id).await,
+        Kind::Session => bridge.get_by_id(&SessionId::from(id.as_str())).await,
+        Kind::Client => bridge.get_by_client_id(&ClientId::from(id.as_str())).await,
     };
     w.record(found.map(|m| m.map_or(Value::Null, Value::Object)));
 }
@@ -948,8 +954,16 @@ async fn app_sets(w: &mut BridgeWorld, reference: String, data: String) {
     let data = (data != "nothing").then(|| object(&data));
     w.begin(None);
     let result = match kind {
-        Kind::Session => bridge.set_by_id(&id, data, None).await,
-        Kind::Client => bridge.set_by_client_id(&id, data, None).await,
+        Kind::Session => {
+            bridge
+                .set_by_id(&SessionId::from(id.as_str()), data, None)
+                .await
+        }
+        Kind::Client => {
+            bridge
+                .set_by_client_id(&ClientId::from(id.as_str()), data, None)
+                .await
+        }
     };
     w.record(result);
 }
@@ -960,8 +974,12 @@ async fn app_destroys(w: &mut BridgeWorld, reference: String) {
     let (kind, id) = w.resolve(&reference);
     w.begin(None);
     let result = match kind {
-        Kind::Session => bridge.destroy_by_id(&id).await,
-        Kind::Client => bridge.destroy_by_client_id(&id).await,
+        Kind::Session => bridge.destroy_by_id(&SessionId::from(id.as_str())).await,
+        Kind::Client => {
+            bridge
+                .destroy_by_client_id(&ClientId::from(id.as_str()))
+                .await
+        }
     };
     w.record(result);
 }
@@ -1047,7 +1065,7 @@ async fn app_notifies_set(w: &mut BridgeWorld, reference: String, is_new: bool) 
     w.begin(None);
     w.record(
         bridge
-            .notify_store_set(&sid, is_new)
+            .notify_store_set(&SessionId::from(sid.as_str()), is_new)
             .await
             .map(|()| Value::Null),
     );
@@ -1057,7 +1075,7 @@ async fn app_notifies_set(w: &mut BridgeWorld, reference: String, is_new: bool) 
 fn app_notifies_destroy(w: &mut BridgeWorld, reference: String) {
     let bridge = w.bridge();
     let sid = w.session_ref(&reference);
-    bridge.notify_store_destroy(&sid);
+    bridge.notify_store_destroy(&SessionId::from(sid.as_str()));
 }
 
 #[when(regex = r"^the app calls notify_store_cleanup with (\d+)$")]
@@ -1204,6 +1222,7 @@ fn is_mapped(w: &mut BridgeWorld, client: String, session: String) {
     let (kind, cid) = w.resolve(&client);
     assert_eq!(kind, Kind::Client, "{client} is not a client id");
     let sid = w.session_ref(&session);
+    let (cid, sid) = (ClientId::from(cid), SessionId::from(sid));
     assert_eq!(bridge.get_session_id(&cid).as_ref(), Some(&sid));
     assert_eq!(bridge.get_client_id(&sid).as_ref(), Some(&cid));
 }
@@ -1212,10 +1231,10 @@ fn is_mapped(w: &mut BridgeWorld, client: String, session: String) {
 fn is_not_mapped(w: &mut BridgeWorld, reference: String) {
     let bridge = w.bridge();
     let found = match w.resolve(&reference) {
-        (Kind::Client, cid) => bridge.get_session_id(&cid),
-        (Kind::Session, sid) => bridge.get_client_id(&sid),
+        (Kind::Client, cid) => bridge.get_session_id(&cid.into()).is_some(),
+        (Kind::Session, sid) => bridge.get_client_id(&sid.into()).is_some(),
     };
-    assert_eq!(found, None, "{reference}");
+    assert!(!found, "{reference}");
 }
 
 #[then(regex = r"^the bridge has (\d+) mapped sessions?$")]

@@ -10,8 +10,8 @@ use common::{Browser, KEY_A, KEY_B, Probe, headers_with_cookies};
 use futures::executor::block_on;
 use serde_json::json;
 use session_bridge::{
-    BridgeEvent, Error, LiveStore, ManualClock, SequentialIdGen, SessionBridge,
-    SessionBridgeBuilder,
+    BridgeEvent, Error, LiveStore, SessionBridge, SessionBridgeBuilder, clock::ManualClock,
+    id::SequentialIdGen,
 };
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -105,11 +105,15 @@ fn h4_h6_new_session_gets_its_id_at_first_write_and_fires_set_at_that_commit() {
         let mut b = Browser::new();
         let ex = b
             .request(&w.bridge, |s| async move {
-                assert_eq!(s.id().await.unwrap(), None, "no id before the first write");
+                assert_eq!(
+                    s.session_id().await.unwrap(),
+                    None,
+                    "no id before the first write"
+                );
                 s.insert("user", "ada").await.unwrap();
                 (
                     s.client_id(),
-                    s.id().await.unwrap().expect("id at first write"),
+                    s.session_id().await.unwrap().expect("id at first write"),
                 )
             })
             .await;
@@ -188,7 +192,7 @@ fn h4_h7_destroy_clears_cookie_fires_destroy_and_the_next_request_starts_fresh()
         count(&mut b, &w.bridge).await;
         let (cid, sid) = b
             .request(&w.bridge, |s| async move {
-                (s.client_id(), s.id().await.unwrap().unwrap())
+                (s.client_id(), s.session_id().await.unwrap().unwrap())
             })
             .await
             .value;
@@ -264,7 +268,7 @@ fn h2d_an_unknown_session_id_is_never_adopted() {
         let ex = b
             .request(&w.bridge, |s| async move {
                 s.insert("x", 1).await.unwrap();
-                s.id().await.unwrap().unwrap()
+                s.session_id().await.unwrap().unwrap()
             })
             .await;
         assert_ne!(ex.value, forged, "no fixation");
@@ -343,14 +347,14 @@ fn h5_regenerate_moves_data_to_a_new_session_and_a_new_client_id() {
         let before = b.clone();
         let (old_cid, old_sid) = b
             .request(&w.bridge, |s| async move {
-                (s.client_id(), s.id().await.unwrap().unwrap())
+                (s.client_id(), s.session_id().await.unwrap().unwrap())
             })
             .await
             .value;
         let ex = b
             .request(&w.bridge, |s| async move {
                 s.regenerate().await.unwrap();
-                (s.client_id(), s.id().await.unwrap().unwrap())
+                (s.client_id(), s.session_id().await.unwrap().unwrap())
             })
             .await;
         let (new_cid, new_sid) = ex.value;
@@ -609,11 +613,13 @@ fn gw1_x2_a_corrupt_record_is_dropped_and_reported_and_the_rest_keeps_working() 
         count(&mut victim, &w.bridge).await;
         count(&mut other, &w.bridge).await;
         let sid = victim
-            .request(&w.bridge, |s| async move { s.id().await.unwrap().unwrap() })
+            .request(&w.bridge, |s| async move {
+                s.session_id().await.unwrap().unwrap()
+            })
             .await
             .value;
         w.store
-            .set(&sid, Record::new("[not an object]", u64::MAX, 1))
+            .set(sid.as_str(), Record::new("[not an object]", u64::MAX, 1))
             .await
             .unwrap();
         let err = victim
@@ -623,7 +629,7 @@ fn gw1_x2_a_corrupt_record_is_dropped_and_reported_and_the_rest_keeps_working() 
             .unwrap_err();
         assert!(matches!(err, Error::CorruptRecord { .. }));
         assert!(
-            !err.to_string().contains(&sid),
+            !err.to_string().contains(sid.as_str()),
             "errors name a tag, never the id"
         );
         assert_eq!(
@@ -643,7 +649,7 @@ fn b2_by_id_api_never_creates_and_respects_the_mapping() {
         count(&mut b, &w.bridge).await;
         let (cid, sid) = b
             .request(&w.bridge, |s| async move {
-                (s.client_id(), s.id().await.unwrap().unwrap())
+                (s.client_id(), s.session_id().await.unwrap().unwrap())
             })
             .await
             .value;
@@ -655,7 +661,7 @@ fn b2_by_id_api_never_creates_and_respects_the_mapping() {
             w.bridge.get_by_client_id(&cid).await.unwrap().unwrap()["n"],
             1
         );
-        assert_eq!(w.bridge.get_by_id("nope").await.unwrap(), None);
+        assert_eq!(w.bridge.get_by_id(&"nope".into()).await.unwrap(), None);
         let data = json!({"n": 10}).as_object().unwrap().clone();
         assert!(
             w.bridge
@@ -665,10 +671,12 @@ fn b2_by_id_api_never_creates_and_respects_the_mapping() {
         );
         assert_eq!(count(&mut b, &w.bridge).await, 11);
         assert!(matches!(
-            w.bridge.set_by_id("unmapped", Some(data), None).await,
+            w.bridge
+                .set_by_id(&"unmapped".into(), Some(data), None)
+                .await,
             Err(Error::NotMapped)
         ));
-        assert!(!w.bridge.destroy_by_id("unmapped").await.unwrap());
+        assert!(!w.bridge.destroy_by_id(&"unmapped".into()).await.unwrap());
         assert!(w.bridge.destroy_by_client_id(&cid).await.unwrap());
         assert!(!w.bridge.destroy_by_client_id(&cid).await.unwrap());
         assert_eq!(count(&mut b, &w.bridge).await, 1);
@@ -912,7 +920,7 @@ fn h5_regenerate_keeps_concurrent_writes_to_other_keys() {
             .unwrap();
         socket
             .with_session(async |s| {
-                s.session.insert("wsCount".into(), 5.into());
+                s.insert_value("wsCount", 5.into());
             })
             .await
             .unwrap();
@@ -974,7 +982,7 @@ fn h7_destroy_then_write_announces_the_owner() {
 #[test]
 fn o2_attributes_and_id_generators_that_could_never_work_are_refused() {
     struct LongIds;
-    impl session_bridge::IdGen for LongIds {
+    impl session_bridge::id::IdGen for LongIds {
         fn generate(&self) -> String {
             "x".repeat(36)
         }
@@ -1001,12 +1009,15 @@ fn debug_output_never_shows_ids_or_data() {
         let (cid, sid) = b
             .request(&w.bridge, |s| async move {
                 s.insert("token", "s3cr3t").await.unwrap();
-                (s.client_id(), s.id().await.unwrap().unwrap())
+                (s.client_id(), s.session_id().await.unwrap().unwrap())
             })
             .await
             .value;
         let event = format!("{:?}", events.try_next().unwrap());
-        assert!(!event.contains(&cid) && !event.contains(&sid), "{event}");
+        assert!(
+            !event.contains(cid.as_str()) && !event.contains(sid.as_str()),
+            "{event}"
+        );
         let record = format!(
             "{:?}",
             session_bridge::Record::new(r#"{"token":"s3cr3t"}"#, 1, 1)

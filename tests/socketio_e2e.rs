@@ -39,7 +39,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value, json};
 use session_bridge::integrations::socketioxide::bind_session;
-use session_bridge::{Clock, SameSite, Session, SessionBridge, SocketSession, SystemClock};
+use session_bridge::{
+    SameSite, Session, SessionBridge, SocketSession,
+    clock::{Clock, SystemClock},
+};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
@@ -97,8 +100,8 @@ fn json_response(body: &Value) -> Response<Body> {
 /// The HTTP session payload as this request sees it now.
 async fn http_payload(session: &Session) -> session_bridge::Result<Value> {
     Ok(session_payload(
-        Some(session.client_id()),
-        session.id().await?,
+        Some(session.client_id().into_string()),
+        session.session_id().await?.map(String::from),
         &session.data().await?,
     ))
 }
@@ -164,13 +167,13 @@ enum Op {
 /// Runs `op` on the socket's session under its lock (S3); `missing-session` without one (S4).
 async fn socket_op(session: &SocketSession, op: Op) -> Value {
     session
-        .with_session_or(
+        .with_session_or_else(
             async |ctx| {
                 match op {
                     Op::Get => {}
                     Op::Inc { delay } => {
-                        let n = ctx.get::<u64>("wsCount").unwrap_or(0) + 1;
-                        ctx.session.insert("wsCount".into(), n.into());
+                        let n = ctx.get::<u64>("wsCount").ok().flatten().unwrap_or(0) + 1;
+                        ctx.insert_value("wsCount", n.into());
                         if !delay.is_zero() {
                             tokio::time::sleep(delay).await;
                         }
@@ -180,9 +183,9 @@ async fn socket_op(session: &SocketSession, op: Op) -> Value {
                         return json!({ "ok": true });
                     }
                 }
-                session_payload(None, Some(ctx.session_id.clone()), &ctx.session)
+                session_payload(None, Some(ctx.session_id().as_str().into()), ctx.data())
             },
-            missing_session(),
+            missing_session,
         )
         .await
         .unwrap_or_else(|err| json!({ "ok": false, "error": err.to_string() }))

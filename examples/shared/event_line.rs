@@ -3,12 +3,12 @@
 //! Framework-free, so every example prints events the same way.
 
 use serde_json::Value;
-use session_bridge::BridgeEvent;
+use session_bridge::{BridgeEvent, ClientId};
 
 /// The line for `event` at unix-ms `t`; `None` for event kinds this format does not know.
 pub fn event_line(t: u64, event: &BridgeEvent) -> Option<String> {
     // Written field by field to keep the documented order (`t`, `event`, ...).
-    let id = |v: &Option<String>| Value::from(v.clone());
+    let id = |v: &Option<ClientId>| Value::from(v.as_ref().map(ClientId::as_str));
     Some(match event {
         BridgeEvent::SessionSet {
             client_id,

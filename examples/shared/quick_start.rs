@@ -6,9 +6,10 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+use session_bridge::clock::{Clock, SystemClock};
 use session_bridge::integrations::socketioxide::bind_session;
-use session_bridge::{Clock, SameSite, Session, SessionBridge, SocketSession, SystemClock};
+use session_bridge::{SameSite, Session, SessionBridge, SessionContext, SessionId, SocketSession};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
@@ -51,8 +52,8 @@ pub fn port() -> u16 {
 pub async fn http_payload(session: &Session) -> session_bridge::Result<Value> {
     Ok(json!({
         "ok": true,
-        "clientId": session.client_id(),
-        "sessionId": session.id().await?,
+        "clientId": session.client_id().as_str(),
+        "sessionId": session.session_id().await?.as_ref().map(SessionId::as_str),
         "session": session.data().await?,
     }))
 }
@@ -76,8 +77,8 @@ pub fn wants_reset(query: Option<&str>) -> bool {
     query.is_some_and(|q| q.split('&').any(|kv| kv == "reset=1"))
 }
 
-fn socket_payload(session_id: &str, session: &Map<String, Value>) -> Value {
-    json!({ "ok": true, "sessionId": session_id, "session": session })
+fn socket_payload(ctx: &SessionContext) -> Value {
+    json!({ "ok": true, "sessionId": ctx.session_id().as_str(), "session": ctx.data() })
 }
 
 fn missing() -> Value {
@@ -86,16 +87,17 @@ fn missing() -> Value {
 
 async fn increment(session: &SocketSession, delay: Duration) -> Value {
     session
-        .with_session_or(
+        .with_session_or_else(
             async |ctx| {
-                let n = ctx.get::<u64>("wsCount").unwrap_or(0) + 1;
-                ctx.session.insert("wsCount".into(), n.into());
+                // A stored value that is not a number counts as 0, as in the seed.
+                let n = ctx.get::<u64>("wsCount").ok().flatten().unwrap_or(0) + 1;
+                ctx.insert_value("wsCount", n.into());
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
-                socket_payload(&ctx.session_id, &ctx.session)
+                socket_payload(ctx)
             },
-            missing(),
+            missing,
         )
         .await
         .unwrap_or_else(|err| json!({ "ok": false, "error": err.to_string() }))
@@ -116,10 +118,7 @@ async fn register_events(s: SocketRef) -> Result<(), std::convert::Infallible> {
         "session:get",
         async |session: SocketSession, ack: AckSender| {
             let reply = session
-                .with_session_or(
-                    async |ctx| socket_payload(&ctx.session_id, &ctx.session),
-                    missing(),
-                )
+                .with_session_or_else(async |ctx| socket_payload(ctx), missing)
                 .await
                 .unwrap_or_else(|err| json!({ "ok": false, "error": err.to_string() }));
             ack.send(&reply).ok();
@@ -142,12 +141,12 @@ async fn register_events(s: SocketRef) -> Result<(), std::convert::Infallible> {
         "session:reset",
         async |session: SocketSession, ack: AckSender| {
             let reply = session
-                .with_session_or(
+                .with_session_or_else(
                     async |ctx| {
                         ctx.destroy();
                         json!({ "ok": true })
                     },
-                    missing(),
+                    missing,
                 )
                 .await
                 .unwrap_or_else(|err| json!({ "ok": false, "error": err.to_string() }));

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use session_bridge::{SequentialIdGen, SessionBridge};
+use session_bridge::{SessionBridge, id::SequentialIdGen};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = http::HeaderValue::from_bytes(data) else {

@@ -1,9 +1,12 @@
 //! salvo glue (feature `salvo`): [`SessionHandler`] runs the HTTP flow around the routes it
 //! hoops, handlers reach the [`Session`] as an argument (`session: Session`) or through
-//! [`SessionDepotExt`], and [`socket_io_hoop`] mounts socketioxide so that all three socket.io
-//! transports work (polling, websocket, polling upgraded to websocket).
+//! [`SessionDepotExt`], and [`Error`](crate::Error) works with `?` in a handler returning
+//! `Result<_, session_bridge::Error>` (an empty 500, or 409 for a conflict). With the
+//! `socketioxide` feature too, `socket_io_hoop` mounts socketioxide so that all three
+//! socket.io transports work (polling, websocket, polling upgraded to websocket).
 //!
 //! ```no_run
+//! # #[cfg(feature = "socketioxide")] mod demo {
 //! use salvo::prelude::*;
 //! use session_bridge::{Session, SessionBridge};
 //! use session_bridge::integrations::salvo::{SessionHandler, socket_io_hoop};
@@ -11,14 +14,13 @@
 //! use socketioxide::{SocketIo, extract::SocketRef, handler::ConnectHandler};
 //!
 //! #[handler]
-//! async fn count(session: Session) -> Result<Json<u64>, StatusError> {
-//!     let internal = |_| StatusError::internal_server_error();
-//!     let n = session.get::<u64>("n").await.map_err(internal)?.unwrap_or(0) + 1;
-//!     session.insert("n", n).await.map_err(internal)?;
+//! async fn count(session: Session) -> Result<Json<u64>, session_bridge::Error> {
+//!     let n = session.get::<u64>("n").await?.unwrap_or(0) + 1;
+//!     session.insert("n", n).await?;
 //!     Ok(Json(n))
 //! }
 //!
-//! # async fn run() {
+//! # pub async fn run() {
 //! let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build().unwrap();
 //! let (layer, io) = SocketIo::builder().with_state(bridge.clone()).build_layer();
 //! io.ns("/", (async |_s: SocketRef| {}).with(bind_session));
@@ -29,7 +31,7 @@
 //! let service = Service::new(router).hoop(socket_io_hoop(layer));
 //! let acceptor = TcpListener::new("127.0.0.1:3000").bind().await;
 //! Server::new(acceptor).serve(service).await;
-//! # }
+//! # }}
 //! ```
 //!
 //! Composition: hoop socket.io on the [`Service`](salvo::Service) and the session handler on
@@ -41,12 +43,25 @@
 
 use salvo::http::StatusCode;
 use salvo::http::body::ResBody;
-use salvo::prelude::TowerLayerCompat;
-use salvo::{Depot, Extractible, FlowCtrl, Handler, Request, Response, async_trait};
-use socketioxide::adapter::Adapter;
-use socketioxide::layer::SocketIoLayer;
+use salvo::{Depot, Extractible, FlowCtrl, Handler, Request, Response, Scribe, async_trait};
 
-use crate::{Session, SessionBridge};
+use crate::{Error, Session, SessionBridge};
+
+/// `?` on a session call in a salvo handler returning `Result<_, session_bridge::Error>`: the
+/// status of [`Error::status`] with an empty body, and the error logged (its message names no
+/// id and no data).
+impl Scribe for Error {
+    fn render(self, res: &mut Response) {
+        tracing::error!(error = %self, "session error answered with an empty {}", self.status());
+        empty(res, self.status());
+    }
+}
+
+/// An empty `Once` body, not `None`: `None` would let the catcher write a page.
+fn empty(res: &mut Response, status: StatusCode) {
+    res.status_code(status);
+    res.body(ResBody::Once(Default::default()));
+}
 
 /// Runs the HTTP flow (SPEC H1-H8) around the handlers after it: reads the cookies before them
 /// (no store call), puts the [`Session`] into the [`Depot`] and the request's extensions,
@@ -125,9 +140,7 @@ impl Handler for SessionHandler {
         if let Err(err) = ctx.commit(res.headers_mut()).await {
             tracing::error!(error = %err, "session commit failed");
             *res.headers_mut() = outer_headers;
-            res.status_code(StatusCode::INTERNAL_SERVER_ERROR);
-            // An empty `Once` body, not `None`: `None` would let the catcher write a page.
-            res.body(ResBody::Once(Default::default()));
+            empty(res, err.status());
         }
     }
 }
@@ -141,7 +154,7 @@ impl Handler for SessionHandler {
 /// #[handler]
 /// async fn whoami(depot: &mut Depot) -> String {
 ///     match depot.session() {
-///         Some(session) => session.client_id(),
+///         Some(session) => format!("{:?}", session.client_id()), // a digest, never the id
 ///         None => "no SessionHandler on this route".to_owned(),
 ///     }
 /// }
@@ -192,6 +205,8 @@ impl<'ex> Extractible<'ex> for Session {
     }
 }
 
+#[cfg(feature = "socketioxide")]
+#[cfg_attr(docsrs, doc(cfg(feature = "socketioxide")))]
 /// The salvo hoop that serves socket.io: `Service::new(router).hoop(socket_io_hoop(layer))`
 /// with the layer from `SocketIo::builder().build_layer()`.
 ///
@@ -218,7 +233,10 @@ impl<'ex> Extractible<'ex> for Session {
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn socket_io_hoop<A: Adapter>(layer: SocketIoLayer<A>) -> impl Handler {
+pub fn socket_io_hoop<A: socketioxide::adapter::Adapter>(
+    layer: socketioxide::layer::SocketIoLayer<A>,
+) -> impl Handler {
+    use salvo::prelude::TowerLayerCompat;
     layer.compat()
 }
 

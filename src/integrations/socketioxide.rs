@@ -15,15 +15,16 @@
 //! async fn register_events(s: SocketRef) -> Result<(), std::convert::Infallible> {
 //!     s.on("session:inc", async |session: SocketSession, ack: AckSender| {
 //!         let reply = session
-//!             .with_session_or(
+//!             .with_session_or_else(
 //!                 async |ctx| {
-//!                     let n = ctx.get::<u64>("wsCount").unwrap_or(0) + 1;
-//!                     ctx.session.insert("wsCount".into(), n.into());
-//!                     json!({ "ok": true, "sessionId": ctx.session_id, "session": ctx.session })
+//!                     let n = ctx.get::<u64>("wsCount")?.unwrap_or(0) + 1;
+//!                     ctx.insert("wsCount", n)?;
+//!                     Ok(json!({ "ok": true, "wsCount": n }))
 //!                 },
-//!                 json!({ "ok": false, "error": "missing-session" }),
+//!                 || Ok(json!({ "ok": false, "error": "missing-session" })),
 //!             )
 //!             .await
+//!             .and_then(|reply| reply)
 //!             .unwrap_or_else(|_| json!({ "ok": false, "error": "session-error" }));
 //!         ack.send(&reply).ok();
 //!     });
@@ -48,7 +49,7 @@ use socketioxide::extract::{SocketRef, State};
 use socketioxide::handler::{FromConnectParts, FromMessageParts, Value};
 use socketioxide::socket::Socket;
 
-use crate::{Error, SessionBridge, SocketSession};
+use crate::{ClientId, Error, SessionBridge, SocketSession};
 
 /// Why a handshake was refused; its text is what the client's `connect_error` shows, so it
 /// says nothing about internals.
@@ -144,7 +145,7 @@ pub async fn bind_session<A: Adapter>(
 pub async fn disconnect_client<A: Adapter>(
     io: &SocketIo<A>,
     bridge: &SessionBridge,
-    client_id: &str,
+    client_id: &ClientId,
 ) -> Result<(), socketioxide::BroadcastError> {
     io.to(bridge.client_room(client_id)).disconnect().await
 }
@@ -176,7 +177,7 @@ pub async fn disconnect_client<A: Adapter>(
 pub async fn emit_to_client<A: Adapter, T: serde::Serialize + ?Sized>(
     io: &SocketIo<A>,
     bridge: &SessionBridge,
-    client_id: &str,
+    client_id: &ClientId,
     event: &str,
     data: &T,
 ) -> Result<(), socketioxide::BroadcastError> {

@@ -21,7 +21,7 @@ const SWEEP_PER_WRITE: usize = 8;
 /// reclaimed even with auto cleanup off (SPEC ST3). Records vanish with the process.
 ///
 /// ```
-/// use session_bridge::{LiveStore, ManualClock, Record, SyncStore};
+/// use session_bridge::{LiveStore, Record, SyncStore, clock::ManualClock};
 /// use std::time::Duration;
 /// let clock = ManualClock::new(0);
 /// let store = LiveStore::with_clock(clock.clone());
@@ -30,6 +30,7 @@ const SWEEP_PER_WRITE: usize = 8;
 /// store.set("b", Record::new("{}", 100, 90)).unwrap(); // sweeps "a"
 /// assert_eq!(store.len(), 1);
 /// ```
+#[doc(alias = "MemoryStore")]
 #[derive(Clone)]
 pub struct LiveStore {
     inner: Arc<Mutex<Inner>>,
@@ -105,7 +106,7 @@ impl LiveStore {
     /// An empty store whose write-time sweep reads `clock` (share the bridge's clock in tests).
     ///
     /// ```
-    /// use session_bridge::{LiveStore, ManualClock, SessionBridge};
+    /// use session_bridge::{LiveStore, SessionBridge, clock::ManualClock};
     /// let clock = ManualClock::new(1_700_000_000_000);
     /// let store = LiveStore::with_clock(clock.clone());
     /// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]])
