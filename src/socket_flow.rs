@@ -45,6 +45,10 @@ const BIND_ATTEMPTS: u32 = 3;
 pub struct SocketSession {
     engine: Arc<Engine>,
     client_id: Option<ClientId>,
+    /// The session the client held at the handshake when the handshake's session cookie did
+    /// not name it (S1): the client cookie alone is no credential, so this socket never sees
+    /// it. A session HTTP creates for the client later has another id and is seen.
+    excluded: Option<Arc<str>>,
     /// Set on the handle given to a `with_session` handler: the session it already holds, so
     /// that locking it again fails fast instead of waiting for itself forever.
     holding: Option<Arc<str>>,
@@ -221,15 +225,21 @@ impl SocketSession {
         }
         let cookies = engine.cookies();
         let client_id = cookies.read_client(headers).map(|read| read.into_parts().0);
+        let mut excluded = None;
         if let Some(cid) = &client_id {
             let cookie_sid = cookies
                 .read_session(headers)
                 .map(|read| read.into_parts().0);
             engine.resolve(cid, cookie_sid.as_deref()).await?;
+            excluded = engine
+                .session_of(cid)
+                .filter(|held| cookie_sid.as_deref() != Some(held.as_str()))
+                .map(Arc::from);
         }
         Ok(Self {
             engine,
             client_id: client_id.map(ClientId::from),
+            excluded,
             holding: None,
         })
     }
@@ -265,7 +275,11 @@ impl SocketSession {
     /// ```
     pub fn session_id(&self) -> Option<SessionId> {
         let cid = self.client_id.as_ref()?;
-        self.engine.session_of(cid.as_str()).map(SessionId::from)
+        let sid = self.engine.session_of(cid.as_str())?;
+        if self.excluded.as_deref() == Some(sid.as_str()) {
+            return None; // S1: held at the handshake without its session cookie
+        }
+        Some(SessionId::from(sid))
     }
 
     /// The room of this browser's sockets (`None` when unbound): named by a keyed,

@@ -41,6 +41,11 @@ const LISTEN_TIMEOUT: Duration = Duration::from_secs(20);
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(55);
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(65);
 const NPM_CI_TIMEOUT: Duration = Duration::from_secs(180);
+/// Each script ends with `PASS <n> checks`; `n` below these means part of it did not run (a
+/// scenario, a transport or a step dropped), whatever its exit code. The counts of the full
+/// runs today.
+const SCENARIO_MIN_CHECKS: u64 = 243;
+const BROWSER_MIN_CHECKS: u64 = 30;
 /// For the event log to show the events that the scenarios caused.
 const EVENTS_TIMEOUT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(20);
@@ -359,6 +364,48 @@ fn require_tools() {
     );
 }
 
+/// The `n` of `PASS <n> checks`, the last line a scenario script prints on success.
+fn closing_check_count(stdout: &str) -> Option<u64> {
+    let last = stdout.lines().rev().find(|line| !line.trim().is_empty())?;
+    let rest = last.strip_prefix("PASS ")?;
+    let (n, rest) = rest.split_once(' ')?;
+    if rest != "checks" && !rest.starts_with("checks ") && !rest.starts_with("checks,") {
+        return None;
+    }
+    n.parse().ok()
+}
+
+/// A script is judged by its closing line too, not by its exit code alone: it must end with
+/// `PASS <n> checks`, no line may start with `FAIL`, and `n` must reach `min`.
+fn require_pass_line(what: &str, stdout: &str, min: u64) {
+    let failed: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(failed.is_empty(), "{what} exited 0 but printed {failed:?}");
+    let Some(n) = closing_check_count(stdout) else {
+        panic!(
+            "{what} exited 0 without its closing `PASS <n> checks` line; its output is printed above"
+        );
+    };
+    assert!(
+        n >= min,
+        "{what} passed only {n} checks, expected at least {min}: part of it did not run"
+    );
+    println!("---- {what}: {n} checks (at least {min} required)");
+}
+
+#[test]
+fn the_closing_line_is_required() {
+    assert_eq!(
+        closing_check_count("ok a\nPASS 12 checks, 7 scenarios\n"),
+        Some(12)
+    );
+    assert_eq!(closing_check_count("PASS 3 checks in 10 ms\n\n"), Some(3));
+    assert_eq!(closing_check_count("PASS 3 checks\nok later\n"), None);
+    assert_eq!(closing_check_count("ok a\n"), None);
+    assert_eq!(closing_check_count(""), None);
+    assert_eq!(closing_check_count("PASS x checks\n"), None);
+    assert_eq!(closing_check_count("PASS 3 checkmarks\n"), None);
+}
+
 // -- the event log -------------------------------------------------------------------------
 
 /// The JSON objects of the event log (every stdout line after the first); panics on a line
@@ -508,6 +555,7 @@ fn quick_start_end_to_end(name: &'static str, short: &str) {
         "{what} failed ({}); its output is printed above",
         output.status
     );
+    require_pass_line(&what, &output.stdout, SCENARIO_MIN_CHECKS);
     example.assert_running("the scenario");
 
     let screenshot = root()
@@ -537,6 +585,7 @@ fn quick_start_end_to_end(name: &'static str, short: &str) {
         output.status,
         screenshot.display()
     );
+    require_pass_line(&what, &output.stdout, BROWSER_MIN_CHECKS);
     let size = std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0);
     assert!(
         size > 0,

@@ -410,3 +410,69 @@ async fn s4_a_session_that_dies_during_the_handler_yields_the_missing_outcome() 
     assert_eq!(outcome, "missing");
     assert_eq!(bridge.mapped_sessions(), 0, "not resurrected");
 }
+
+/// Attack 1 of the security review (S1): the client cookie alone is not a credential. Alice
+/// logs in; a socket that presents only her client cookie (no session cookie, or a broken
+/// one) never sees that session, neither reading nor writing; a session HTTP creates for her
+/// client later is seen (the login-is-seen-live promise).
+#[tokio::test]
+async fn s1_the_client_cookie_alone_never_yields_the_session_of_the_handshake() {
+    let (bridge, _) = bridge_with_store();
+    let mut alice = Browser::new();
+    http_count(&mut alice, &bridge, "secret").await;
+    let full = handshake(&alice);
+    let client_only = {
+        let mut b = alice.clone();
+        b.jar.remove("app.sid");
+        handshake(&b)
+    };
+    let broken = {
+        let mut b = alice.clone();
+        if let Some(v) = b.jar.get_mut("app.sid") {
+            v.pop();
+        }
+        handshake(&b)
+    };
+    for (name, headers) in [
+        ("client cookie only", &client_only),
+        ("broken session cookie", &broken),
+    ] {
+        let socket = bridge.bind_socket(headers).await.unwrap();
+        assert!(socket.client_id().is_some(), "{name}: bound to the client");
+        assert_eq!(socket.session_id(), None, "{name}: no session id");
+        let read = socket.with_session(async |ctx| ctx.data().clone()).await;
+        assert!(
+            matches!(read, Err(Error::SessionMissing)),
+            "{name}: {read:?}"
+        );
+        let write = socket
+            .with_session(async |ctx| ctx.insert("evil", true))
+            .await;
+        assert!(matches!(write, Err(Error::SessionMissing)), "{name}");
+    }
+    // The real pair still works, and nothing was written by the cookie-only sockets.
+    let socket = bridge.bind_socket(&full).await.unwrap();
+    let data = socket
+        .with_session(async |ctx| ctx.data().clone())
+        .await
+        .unwrap();
+    assert_eq!(data.get("secret"), Some(&json!(1)));
+    assert!(!data.contains_key("evil"));
+
+    // Logout, then a new login over HTTP: the cookie-only socket sees the NEW session.
+    let watcher = bridge.bind_socket(&client_only).await.unwrap();
+    alice
+        .request(&bridge, |s| async move { s.destroy().await.unwrap() })
+        .await;
+    http_count(&mut alice, &bridge, "fresh").await;
+    let seen = watcher
+        .with_session(async |ctx| ctx.get::<u64>("fresh"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        seen,
+        Some(1),
+        "a session created after the handshake is seen live"
+    );
+}

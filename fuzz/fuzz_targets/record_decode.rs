@@ -1,14 +1,304 @@
-//! Any text as a stored record (SPEC ST2, X2): decoding never panics, and what decodes
-//! re-encodes to a record that decodes to itself.
+//! Real `Record::encode()` output, mutated (SPEC ST2, X2): `decode` succeeds exactly when the
+//! fields are valid, and gives back exactly those fields; never a panic.
+//!
+//! The input is `<base>\n<program>`. `<base>` is text for a record: when it decodes, that
+//! record (the seed corpus holds real `encode()` output); otherwise a record is made from its
+//! bytes. Either way the record `r` must round-trip: `decode(encode(r)) == r`, and `encode(r)`
+//! must be the documented layout. `<program>` then edits `encode(r)` one op at a time (see
+//! [`apply`]), keeping a model of the fields (each value known valid, with its meaning, or
+//! known invalid); after every op, `decode` must return the record of the model when every
+//! field is valid, an error otherwise. Byte-level ops (truncate, append, flip) have a known
+//! outcome too (a proper prefix of an object never parses; trailing whitespace is ignored,
+//! anything else trailing is not), except a flip, which is judged by a plain `serde_json`
+//! reading of the documented format. Whatever decodes re-encodes to text that decodes equal.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use session_bridge::Record;
+use serde_json::Value;
+use session_bridge::{Record};
 
-fuzz_target!(|text: &str| {
-    if let Ok(record) = Record::decode(text) {
-        let again = Record::decode(&record.encode()).expect("encode output decodes");
-        assert_eq!(again, record);
-        let _ = record.session_object();
+const KEYS: [&str; 5] = ["expiresAt", "format", "session", "ttl", "version"];
+
+/// One field's value as JSON text, and what it means.
+#[derive(Clone, Debug)]
+enum Field {
+    U64(u64),
+    Str(String),
+    /// JSON text that no field accepts (negative, float, too big, wrong type).
+    Bad(&'static str),
+}
+
+impl Field {
+    fn text(&self) -> String {
+        match self {
+            Field::U64(n) => n.to_string(),
+            Field::Str(s) => Value::from(s.as_str()).to_string(),
+            Field::Bad(t) => (*t).to_owned(),
+        }
+    }
+}
+
+/// Values no field takes: each is valid JSON, none an unsigned 64-bit integer nor a string.
+const BAD: [&str; 9] = [
+    "-1",
+    "1.0",
+    "1e3",
+    "18446744073709551616",
+    "null",
+    "true",
+    "[]",
+    "{}",
+    "-0.5",
+];
+
+/// The fields in order, a key possibly repeated (always with the same value) or missing.
+#[derive(Clone, Debug)]
+struct Model {
+    fields: Vec<(&'static str, Field)>,
+}
+
+impl Model {
+    fn of(r: &Record) -> Self {
+        Model {
+            fields: vec![
+                ("expiresAt", Field::U64(r.expires_at)),
+                ("format", Field::U64(Record::FORMAT)),
+                ("session", Field::Str(r.session.clone())),
+                ("ttl", Field::U64(r.ttl)),
+                ("version", Field::U64(r.version)),
+            ],
+        }
+    }
+
+    fn text(&self) -> String {
+        self.text_spaced("")
+    }
+
+    /// The text with `ws` around every token.
+    fn text_spaced(&self, ws: &str) -> String {
+        let body: Vec<String> = self
+            .fields
+            .iter()
+            .map(|(k, v)| format!("{ws}\"{k}\"{ws}:{ws}{}{ws}", v.text()))
+            .collect();
+        format!("{ws}{{{}}}{ws}", body.join(","))
+    }
+
+    fn get(&self, key: &str) -> Option<&Field> {
+        self.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// The record these fields describe, or `None` when one is missing or invalid.
+    fn expected(&self) -> Option<Record> {
+        let u64_of = |key| match self.get(key)? {
+            Field::U64(n) => Some(*n),
+            _ => None,
+        };
+        if u64_of("format")? != Record::FORMAT {
+            return None;
+        }
+        let Field::Str(session) = self.get("session")? else {
+            return None;
+        };
+        let mut r = Record::new(session.clone(), u64_of("expiresAt")?, u64_of("ttl")?);
+        r.version = u64_of("version")?;
+        Some(r)
+    }
+
+    /// Sets every occurrence of `key`.
+    fn set(&mut self, key: &str, value: Field) {
+        for (k, v) in &mut self.fields {
+            if *k == key {
+                *v = value.clone();
+            }
+        }
+    }
+}
+
+/// A reading of the documented format with nothing but `serde_json`: an object whose
+/// `format` is 1, `session` a string, `expiresAt`, `ttl` and `version` unsigned integers.
+fn plain_reading(text: &str) -> Option<Record> {
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else {
+        return None;
+    };
+    if map.get("format")?.as_u64()? != Record::FORMAT {
+        return None;
+    }
+    let mut r = Record::new(
+        map.get("session")?.as_str()?,
+        map.get("expiresAt")?.as_u64()?,
+        map.get("ttl")?.as_u64()?,
+    );
+    r.version = map.get("version")?.as_u64()?;
+    Some(r)
+}
+
+/// `decode(text)` is exactly `expected`; what decodes re-encodes to text that decodes equal.
+fn check(text: &str, expected: Option<&Record>, what: &str) {
+    let decoded = Record::decode(text).ok();
+    assert_eq!(decoded.as_ref(), expected, "{what}: decode({text:?})");
+    if let Some(r) = decoded {
+        round_trip(&r);
+    }
+}
+
+fn round_trip(r: &Record) {
+    let text = r.encode();
+    assert_eq!(
+        text,
+        Model::of(r).text(),
+        "encode() is the documented layout"
+    );
+    let again = Record::decode(&text).expect("encode() output decodes");
+    assert_eq!(&again, r, "decode(encode(r)) == r");
+    assert_eq!(again.encode(), text, "encode is a function of the fields");
+}
+
+/// A record from arbitrary base bytes (when they are not a record themselves).
+fn record_from(base: &[u8]) -> Record {
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        for (j, b) in base.iter().skip(i * 8).take(8).enumerate() {
+            w[j] = *b;
+        }
+        u64::from_le_bytes(w)
+    };
+    let mut r = Record::new(String::from_utf8_lossy(base), word(0), word(1));
+    r.version = word(2);
+    r
+}
+
+fuzz_target!(|input: &[u8]| {
+    let (base, prog) = match input.iter().position(|&b| b == b'\n') {
+        Some(i) => (&input[..i], &input[i + 1..]),
+        None => (input, &[][..]),
+    };
+    if prog.len() > 96 {
+        return;
+    }
+    let r = match std::str::from_utf8(base) {
+        Ok(text) => {
+            // Whatever the base text is, decode agrees with the plain reading of the format.
+            let plain = plain_reading(text);
+            check(text, plain.as_ref(), "base text");
+            plain.unwrap_or_else(|| record_from(base))
+        }
+        Err(_) => record_from(base),
+    };
+    round_trip(&r);
+
+    let mut model = Model::of(&r);
+    let mut bytes = prog.iter().copied();
+    let mut next = move || bytes.next();
+    while let Some(op) = next() {
+        let mut arg = || next().unwrap_or(0);
+        let key = |b: u8| KEYS[usize::from(b) % KEYS.len()];
+        match op % 10 {
+            // A field set to a valid value of its kind.
+            0 => {
+                let k = key(arg());
+                let v = match k {
+                    "session" => {
+                        Field::Str(String::from_utf8_lossy(&[arg(), arg(), arg()]).into_owned())
+                    }
+                    "format" => Field::U64(u64::from(arg() % 3)),
+                    _ => Field::U64(u64::from_le_bytes([
+                        arg(),
+                        arg(),
+                        arg(),
+                        arg(),
+                        arg(),
+                        arg(),
+                        arg(),
+                        arg(),
+                    ])),
+                };
+                model.set(k, v);
+            }
+            // A field set to a value no field accepts.
+            1 => {
+                let k = key(arg());
+                model.set(k, Field::Bad(BAD[usize::from(arg()) % BAD.len()]));
+            }
+            // A number quoted, or a string unquoted (as bare JSON text when that parses).
+            2 => {
+                let k = key(arg());
+                let v = match model.get(k) {
+                    Some(Field::U64(n)) => Field::Str(n.to_string()),
+                    Some(Field::Str(s)) if s.parse::<u64>().is_ok() => {
+                        Field::U64(s.parse().unwrap_or(0))
+                    }
+                    Some(Field::Str(_)) => Field::Bad("[]"),
+                    _ => continue,
+                };
+                model.set(k, v);
+            }
+            // A field removed (every occurrence).
+            3 => {
+                let k = key(arg());
+                model.fields.retain(|(key, _)| *key != k);
+            }
+            // A field repeated, same value.
+            4 => {
+                let i = usize::from(arg());
+                if !model.fields.is_empty() && model.fields.len() < 12 {
+                    let f = model.fields[i % model.fields.len()].clone();
+                    let at = usize::from(arg()) % (model.fields.len() + 1);
+                    model.fields.insert(at, f);
+                }
+            }
+            // Fields reordered: readers must not depend on the order.
+            5 => {
+                if !model.fields.is_empty() {
+                    let n = model.fields.len();
+                    model
+                        .fields
+                        .swap(usize::from(arg()) % n, usize::from(arg()) % n);
+                }
+            }
+            // Byte-level edits of the current text, each with a known outcome.
+            6 => {
+                let text = model.text();
+                let mut at = usize::from(arg()) % text.len();
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                check(&text[..at], None, "a proper prefix");
+                continue;
+            }
+            7 => {
+                let text = model.text();
+                let b = arg() & 0x7f;
+                let appended = format!("{text}{}", char::from(b));
+                let expected = if b" \t\n\r".contains(&b) {
+                    model.expected()
+                } else {
+                    None
+                };
+                check(&appended, expected.as_ref(), "one byte appended");
+                continue;
+            }
+            8 => {
+                let mut text = model.text().into_bytes();
+                let at = usize::from(arg()) % text.len();
+                text[at] ^= arg().max(1);
+                if let Ok(text) = std::str::from_utf8(&text) {
+                    check(text, plain_reading(text).as_ref(), "a byte flipped");
+                }
+                continue;
+            }
+            // Whitespace between the tokens.
+            _ => {
+                let ws = [" ", "\n", "\t", "\r\n "][usize::from(arg()) % 4];
+                let spaced = model.text_spaced(ws);
+                check(
+                    &spaced,
+                    model.expected().as_ref(),
+                    "whitespace between tokens",
+                );
+                continue;
+            }
+        }
+        check(&model.text(), model.expected().as_ref(), "edited fields");
     }
 });

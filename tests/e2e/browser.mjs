@@ -18,13 +18,18 @@
 //  4. WS +1 again: wsCount 2 (S3);
 //  5. HTTP read: #http sees wsCount 2, written over the socket (H3, S3);
 //  6. Set user "ada": visible in #http, after an HTTP read and over the socket (WS read);
-//  7. Reset: the session is destroyed; both panels show no session and counts 0 (H4, S2, S4);
+//  7. Reset: the session is destroyed; both panels show no session and counts 0; the page got
+//     exactly `{ ok: true, from: "http:reset" }`, then an /api/read with this client id and no
+//     session, and the socket's exact `{ ok: false, error: "missing-session" }` (H4, S2, S4);
+// And at each stage the browser holds exactly the expected cookies, each HttpOnly, and
+// `document.cookie` is empty: the page's script cannot read them (H5, H8).
 //  8. HTTP +1 again: a NEW sessionId with httpCount 1, and WS read shows that new id (H2 d,
 //     H4, S2).
 // Before each click the panel it updates is blanked (every field set to "?"), so a check can
 // only pass on what that click rendered, never on what an earlier one left.
 
 import { mkdirSync } from "node:fs";
+import { isDeepStrictEqual } from "node:util";
 import { dirname, resolve } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -44,8 +49,10 @@ const CHROMIUM_ARGS = [
 const FIELDS = ["sessionId", "httpCount", "wsCount", "user"];
 const PENDING = "?";
 const POLL_MS = 25;
-/** What a panel shows when there is no session: "none" (HTTP, no id) or the socket's reply. */
-const NO_SESSION = ["none", "missing-session"];
+const SESSION_COOKIE = "app.sid";
+const CLIENT_COOKIE = "app.sid.cid";
+/** The socket's exact reply without a session (S4): the page renders every `{ ok: false }` as "none". */
+const MISSING = { ok: false, error: "missing-session" };
 
 class CheckFailed extends Error {}
 
@@ -135,6 +142,68 @@ async function click(id, ...panels) {
   await page.click(`#${id}`, { timeout: STEP_TIMEOUT_MS });
 }
 
+const show = (v) => JSON.stringify(v);
+
+function eq(label, actual, expected) {
+  if (!isDeepStrictEqual(actual, expected)) {
+    throw new CheckFailed(`${label}: expected ${show(expected)}, got ${show(actual)}`);
+  }
+  pass(label);
+}
+
+/**
+ * Wraps the page's own `socket.emit` so that every ack the page gets is also kept, as it came,
+ * in `window.__acks` (`{ event, reply }`): the panels only show a rendering of it.
+ */
+async function recordAcks() {
+  await within(
+    page.evaluate(() => {
+      window.__acks = [];
+      const emit = socket.emit.bind(socket);
+      socket.emit = (event, ...args) => {
+        const ack = args.at(-1);
+        if (typeof ack === "function") {
+          args[args.length - 1] = (reply) => {
+            window.__acks.push({ event, reply });
+            ack(reply);
+          };
+        }
+        return emit(event, ...args);
+      };
+    }),
+    "wrap the page's socket.emit",
+  );
+}
+
+/** The acks the page got since the last call (and forgets them). */
+async function takeAcks() {
+  return within(
+    page.evaluate(() => window.__acks.splice(0)),
+    "read the page's acks",
+  );
+}
+
+/** Every JSON body the page fetched from /api/*, `{ path, body }`, in order of arrival. */
+const apiReplies = [];
+
+function takeApiReplies() {
+  return apiReplies.splice(0);
+}
+
+/**
+ * The cookies are HttpOnly (H5, H8): the browser holds them (`present` names; the others
+ * must be absent), each flagged HttpOnly, and the page's script sees none of them.
+ */
+async function expectHttpOnlyCookies(label, present) {
+  const cookies = await within(page.context().cookies(), "read the browser's cookies");
+  const names = cookies.map((c) => c.name).sort();
+  eq(`${label}: the browser holds exactly ${show(present)}`, names, [...present].sort());
+  const notHttpOnly = cookies.filter((c) => c.httpOnly !== true).map((c) => c.name);
+  eq(`${label}: every cookie is HttpOnly`, notHttpOnly, []);
+  const visible = await within(page.evaluate(() => document.cookie), "read document.cookie");
+  eq(`${label}: document.cookie is empty (the page's script sees no cookie)`, visible, "");
+}
+
 async function screenshot() {
   if (!page || !screenshotPath) return false;
   mkdirSync(dirname(screenshotPath), { recursive: true });
@@ -173,6 +242,17 @@ async function scenario(base) {
       pageErrors.push(`console.error: ${msg.text()}${url ? ` (${url})` : ""}`);
     }
   });
+  page.on("response", (res) => {
+    const path = new URL(res.url()).pathname;
+    if (!path.startsWith("/api/")) return;
+    const url = new URL(res.url());
+    apiReplies.push(
+      res
+        .json()
+        .then((body) => ({ path: url.pathname + url.search, status: res.status(), body }))
+        .catch((err) => ({ path: url.pathname + url.search, status: res.status(), error: err.message })),
+    );
+  });
   page.on("requestfailed", (req) => pageErrors.push(`request failed: ${req.url()} (${req.failure()?.errorText})`));
 
   // 1. load, socket connected
@@ -188,6 +268,8 @@ async function scenario(base) {
     throw new CheckFailed(`#status should be "connected", shows ${JSON.stringify(status)}`);
   }
   pass('#status shows "connected" (the served socket.io client connected)');
+  await recordAcks();
+  await expectHttpOnlyCookies("after the page loaded", [CLIENT_COOKIE]);
 
   // 2. HTTP +1 creates the session
   await click("http-inc", "http");
@@ -197,6 +279,12 @@ async function scenario(base) {
     sessionId: (t) => /^[A-Za-z0-9_-]{16,}$/.test(t),
   });
   const sid = created.sessionId;
+  const [createdReply] = await Promise.all(takeApiReplies());
+  const clientId = createdReply?.body?.clientId;
+  if (typeof clientId !== "string" || clientId.length === 0) {
+    throw new CheckFailed(`HTTP +1 answered no clientId: ${show(createdReply)}`);
+  }
+  await expectHttpOnlyCookies("after HTTP +1", [CLIENT_COOKIE, SESSION_COOKIE]);
 
   // 3. WS +1: the socket finds the session HTTP created after it connected
   await click("ws-inc", "ws");
@@ -228,11 +316,25 @@ async function scenario(base) {
   await expectPanel('WS read: #ws user "ada" (set over HTTP)', "ws", { sessionId: sid, user: "ada", wsCount: "2" });
 
   // 7. Reset destroys the session for both channels
+  takeApiReplies();
+  await takeAcks();
   await click("reset", "http", "ws");
   const zero = { httpCount: "0", wsCount: "0", user: "-" };
   await expectPanel('Reset: #http shows sessionId "none" and counts 0', "http", { sessionId: "none", ...zero });
-  const ws = await expectPanel("Reset: #ws shows no session and counts 0", "ws", { sessionId: NO_SESSION, ...zero });
-  console.log(`     (#ws sessionId after the reset: ${JSON.stringify(ws.sessionId)})`);
+  await expectPanel('Reset: #ws shows sessionId "none" and counts 0', "ws", { sessionId: "none", ...zero });
+  // What the page got, exactly: the panels render any `{ ok: false }` and any empty session
+  // the same way.
+  const replies = await Promise.all(takeApiReplies());
+  eq("Reset: the page's HTTP replies, exactly (H4)", replies, [
+    { path: "/api/session?reset=1", status: 200, body: { ok: true, from: "http:reset" } },
+    { path: "/api/read", status: 200, body: { ok: true, clientId, sessionId: null, session: {} } },
+  ]);
+  eq("Reset: the socket's reply is exactly the missing-session one (S2, S4)", await takeAcks(), [
+    { event: "session:get", reply: MISSING },
+  ]);
+  await expectHttpOnlyCookies("after Reset (the session cookie is cleared, the client cookie kept: H8)", [
+    CLIENT_COOKIE,
+  ]);
 
   // 8. A new session, seen by the still-open socket
   await click("http-inc", "http");
@@ -244,6 +346,7 @@ async function scenario(base) {
   });
   if (renewed.sessionId === sid) throw new CheckFailed(`the session id after the reset is the old one (${sid})`);
   pass("the new sessionId differs from the first");
+  await expectHttpOnlyCookies("after the new session", [CLIENT_COOKIE, SESSION_COOKIE]);
   await click("ws-read", "ws");
   await expectPanel("WS read: #ws shows the NEW sessionId", "ws", {
     sessionId: renewed.sessionId,

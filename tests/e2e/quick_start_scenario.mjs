@@ -32,9 +32,11 @@
 //    session; HTTP is unaffected (S4, S5);
 // 4. 2 sockets of one browser x 100 concurrent `session:inc` = wsCount exactly +200, each
 //    increment saw a distinct count (S3);
-// 5. no lost update: HTTP `/api/session` requests run back to back (at least 20, and until
-//    the socket's ack arrives) while `session:inc-slow` 300 ms holds the session; every
-//    increment of both sides is kept (S3, H4);
+// 5. no lost update: HTTP `/api/session` requests run back to back from the moment
+//    `session:inc-slow` 600 ms is emitted (at least 20, and until its ack arrives); one of
+//    them must wait >= 300 ms for the handler's lock (the proof that both overlapped), the
+//    handler saw exactly the HTTP increments before it, and every increment of both sides is
+//    kept, exactly (S3, H4, H12);
 // 6. `session:reset` over the socket destroys the session; HTTP ignores the dead cookie
 //    and the next `/api/session` starts a new session, which the socket then sees
 //    (S2, S3, H2 d, H4);
@@ -383,40 +385,74 @@ async function concurrentIncrements(r) {
 async function noLostUpdate(r) {
   const MIN_HTTP = 20;
   const MAX_HTTP = 1_000;
-  const DELAY_MS = 300;
+  const DELAY_MS = 600;
+  // An HTTP commit that waits at least this long waited for the slow handler's lock: an
+  // unblocked round trip on localhost takes a few ms, even on a loaded machine.
+  const HELD_MS = DELAY_MS / 2;
   const b = r.browser();
   const before = await r.touch(b);
   const s = await r.socket({ cookie: b.cookie() });
   const w0 = (await r.ask(s, "session:get")).session?.wsCount ?? 0;
+  const h0 = before.session.httpCount;
 
-  let acked = false;
+  // The socket handler takes the session's lock (S3) and holds it DELAY_MS; an HTTP commit
+  // that writes takes the same lock (H4, H12). HTTP requests run back to back from the emit
+  // on, so one of them must reach its commit while the handler holds the lock, and wait for
+  // it: that request, answered after >= HELD_MS, is the evidence that the two overlapped.
+  let ackedAt;
+  const emittedAt = Date.now();
   const slow = r.ask(s, "session:inc-slow", DELAY_MS).finally(() => {
-    acked = true;
+    ackedAt = Date.now();
   });
   slow.catch(() => {}); // awaited below; this only avoids an unhandled rejection meanwhile
-  let requests = 0;
-  let duringSlow = 0;
-  let lastHttp = before.session.httpCount;
-  while (requests < MIN_HTTP || !acked) {
-    if (requests >= MAX_HTTP) throw new CheckFailed(`session:inc-slow not acked after ${MAX_HTTP} HTTP requests`);
+  const answers = [];
+  // Until MIN_HTTP requests ran and one was sent after the ack (so the ack arrived).
+  while (answers.length < MIN_HTTP || answers.every((a) => a.sentBeforeAck)) {
+    if (answers.length >= MAX_HTTP) throw new CheckFailed(`session:inc-slow not acked after ${MAX_HTTP} HTTP requests`);
+    const sent = Date.now();
+    const sentBeforeAck = ackedAt === undefined;
     const res = await r.touch(b);
-    requests += 1;
-    if (!acked) duringSlow += 1;
-    if (res.session.httpCount !== lastHttp + 1) {
-      throw new CheckFailed(`HTTP request ${requests}: httpCount ${res.session.httpCount}, expected ${lastHttp + 1}`);
+    const n = answers.length + 1;
+    if (res.session.httpCount !== h0 + n) {
+      throw new CheckFailed(`HTTP request ${n}: httpCount ${res.session.httpCount}, expected ${h0 + n}`);
     }
-    lastHttp = res.session.httpCount;
+    answers.push({ n, sentBeforeAck, ms: Date.now() - sent, wsCount: res.session.wsCount ?? 0 });
   }
   const slowAck = await slow;
-  r.pass(`${requests} HTTP requests, ${duringSlow} of them answered while session:inc-slow (${DELAY_MS} ms) was pending`);
+  const slowMs = ackedAt - emittedAt;
+  r.pass(`${answers.length} HTTP requests, each counted once in order (httpCount ${h0 + 1}..${h0 + answers.length})`);
   r.eq("session:inc-slow ok", slowAck.ok, true);
+  r.ok(`session:inc-slow really held the session ${DELAY_MS} ms`, slowMs >= DELAY_MS, `acked after ${slowMs} ms`);
+
+  // The handler loaded the session after the commits of requests 1..j and before the one of
+  // request j + 1, which therefore had to wait for the handler's lock.
+  const j = (slowAck.session?.httpCount ?? Number.NaN) - h0;
+  r.ok(
+    "S3: the socket handler saw a whole number of HTTP increments",
+    Number.isInteger(j) && j >= 0 && j < answers.length,
+    `its httpCount ${show(slowAck.session?.httpCount)}, HTTP counted ${h0}..${h0 + answers.length}`,
+  );
+  const next = answers[j];
+  const duringSlow = answers.filter((a) => a.sentBeforeAck && a.ms >= HELD_MS).length;
+  const timing = show(answers.slice(0, j + 3).map(({ n, ms, sentBeforeAck }) => ({ n, ms, sentBeforeAck })));
+  r.ok(
+    `S3/H12: the overlap happened: HTTP request ${next.n}, sent while the handler held the session, waited for it (duringSlow ${duringSlow})`,
+    duringSlow > 0 && next.sentBeforeAck && next.ms >= HELD_MS,
+    `no HTTP commit waited >= ${HELD_MS} ms for the handler; the requests: ${timing}`,
+  );
   r.eq("session:inc-slow counted once", slowAck.session?.wsCount, w0 + 1);
+  const afterAck = answers.filter((a) => !a.sentBeforeAck);
+  r.ok(
+    "HTTP requests sent after the ack see the socket's increment",
+    afterAck.length > 0 && afterAck.every((a) => a.wsCount === w0 + 1),
+    show(afterAck.map(({ n, wsCount }) => ({ n, wsCount }))),
+  );
 
   const read = await r.json(b, "/api/read");
-  r.eq("H4: every HTTP increment kept", read.session?.httpCount, before.session.httpCount + requests);
-  r.eq("S3: the socket's increment kept", read.session?.wsCount, w0 + 1);
+  r.eq("H4: every HTTP increment kept: httpCount", read.session?.httpCount, h0 + answers.length);
+  r.eq("S3: the socket's increment kept, the held HTTP commit did not undo it: wsCount", read.session?.wsCount, w0 + 1);
   const got = await r.ask(s, "session:get");
-  r.eq("the socket sees the same totals", [got.session?.httpCount, got.session?.wsCount], [read.session?.httpCount, read.session?.wsCount]);
+  r.eq("the socket sees the same totals", [got.session?.httpCount, got.session?.wsCount], [h0 + answers.length, w0 + 1]);
 }
 
 async function socketReset(r) {
