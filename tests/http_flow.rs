@@ -809,17 +809,26 @@ fn b3_auto_cleanup_runs_on_the_injected_clock_and_stops() {
         count(&mut Browser::new(), &w.bridge).await;
         assert!(w.bridge.start_auto_cleanup(Some(Duration::from_secs(3600))));
         assert!(!w.bridge.start_auto_cleanup(None), "already running");
-        while w.clock.sleepers() == 0 {
-            tokio::task::yield_now().await;
-        }
-        w.clock.advance(DAY + Duration::from_secs(3600));
-        let cleared = loop {
-            match events.try_next() {
-                Some(BridgeEvent::Cleanup(n)) => break n,
-                Some(_) => {}
-                None => tokio::task::yield_now().await,
+        // Bounded waits (a guard, not a sleep): a regression fails here instead of hanging.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while w.clock.sleepers() == 0 {
+                tokio::task::yield_now().await;
             }
-        };
+        })
+        .await
+        .expect("the cleanup worker never went to sleep on the manual clock");
+        w.clock.advance(DAY + Duration::from_secs(3600));
+        let cleared = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match events.try_next() {
+                    Some(BridgeEvent::Cleanup(n)) => break n,
+                    Some(_) => {}
+                    None => tokio::task::yield_now().await,
+                }
+            }
+        })
+        .await
+        .expect("no Cleanup event after the clock passed the worker's interval");
         assert_eq!(cleared, 1);
         assert!(w.bridge.stop_auto_cleanup());
         assert!(!w.bridge.stop_auto_cleanup());
