@@ -142,23 +142,39 @@ impl<S: Store> Suite<'_, S> {
 const CREATE_RACE_ROUNDS: usize = 64;
 const CREATE_RACE_THREADS: usize = 4;
 
-/// Drives `fut` to completion on the current thread, parking it while the future waits.
-fn block_on<F: Future>(fut: F) -> F::Output {
+/// How long one store call of the threaded race may take before the suite gives up on it.
+const CALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Drives `fut` to completion on the current thread, parking it while the future waits;
+/// `None` when it did not complete within `limit` (the suite fails instead of hanging).
+fn block_on<F: Future>(fut: F, limit: std::time::Duration) -> Option<F::Output> {
     struct Unpark(std::thread::Thread);
     impl std::task::Wake for Unpark {
         fn wake(self: Arc<Self>) {
             self.0.unpark();
         }
     }
+    let deadline = std::time::Instant::now() + limit;
     let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut cx = std::task::Context::from_waker(&waker);
     let mut fut = std::pin::pin!(fut);
     loop {
         if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return out;
+            return Some(out);
         }
-        std::thread::park();
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        std::thread::park_timeout(left);
     }
+}
+
+/// [`block_on`] with [`CALL_LIMIT`], a timeout reported as a store error.
+fn call<T>(fut: impl Future<Output = crate::Result<T>>) -> crate::Result<T> {
+    block_on(fut, CALL_LIMIT).unwrap_or_else(|| {
+        Err(Error::store(
+            "conformance",
+            format!("a store call did not complete within {CALL_LIMIT:?}"),
+        ))
+    })
 }
 
 /// ST5: creates of one id released together from several OS threads (a `Barrier`), many
@@ -174,7 +190,7 @@ fn create_race<S: Store>(store: &S, ids: &RandomIdGen) -> Result<(), Conformance
                     let (id, barrier) = (&id, &barrier);
                     scope.spawn(move || {
                         barrier.wait();
-                        block_on(store.create(id, record(&format!(r#"{{"i":{i}}}"#), 0)))
+                        call(store.create(id, record(&format!(r#"{{"i":{i}}}"#), 0)))
                     })
                 })
                 .collect();
@@ -192,8 +208,8 @@ fn create_race<S: Store>(store: &S, ids: &RandomIdGen) -> Result<(), Conformance
                 winners.push(i);
             }
         }
-        let stored = block_on(store.get(&id)).map_err(|e| store_err(CHECK, e))?;
-        block_on(store.destroy(&id)).map_err(|e| store_err("destroy (teardown)", e))?;
+        let stored = call(store.get(&id)).map_err(|e| store_err(CHECK, e))?;
+        call(store.destroy(&id)).map_err(|e| store_err("destroy (teardown)", e))?;
         if winners.len() != 1 {
             return fail(
                 CHECK,
