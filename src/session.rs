@@ -728,3 +728,7 @@ mod tests {
         assert_eq!(fresh, ours);
     }
 }
+
+#[cfg(test)]
+#[path = "changes_tests.rs"]
+mod changes_tests;
