@@ -13,6 +13,8 @@
 //! database in use by other tests) without touching other keys; it destroys what it wrote.
 
 use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Barrier};
 
 mod browser;
 pub use browser::{Browser, test_bridge};
@@ -140,7 +142,105 @@ impl<S: Store> Suite<'_, S> {
     }
 }
 
+/// Rounds of the threaded create race, and threads released together in each.
+const CREATE_RACE_ROUNDS: usize = 64;
+const CREATE_RACE_THREADS: usize = 4;
+
+/// How long one store call of the threaded race may take before the suite gives up on it.
+const CALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Drives `fut` to completion on the current thread, parking it while the future waits;
+/// `None` when it did not complete within `limit` (the suite fails instead of hanging).
+fn block_on<F: Future>(fut: F, limit: std::time::Duration) -> Option<F::Output> {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let deadline = std::time::Instant::now() + limit;
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return Some(out);
+        }
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        std::thread::park_timeout(left);
+    }
+}
+
+/// [`block_on`] with [`CALL_LIMIT`], a timeout reported as a store error.
+fn call<T>(fut: impl Future<Output = crate::Result<T>>) -> crate::Result<T> {
+    block_on(fut, CALL_LIMIT).unwrap_or_else(|| {
+        Err(Error::store(
+            "conformance",
+            format!("a store call did not complete within {CALL_LIMIT:?}"),
+        ))
+    })
+}
+
+/// ST5: creates of one id released together from several OS threads (a `Barrier`), many
+/// rounds: exactly one wins each round and the stored record is the winner's.
+fn create_race<S: Store>(store: &S, ids: &RandomIdGen) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "concurrent creates";
+    for round in 0..CREATE_RACE_ROUNDS {
+        let id = ids.generate();
+        let barrier = Barrier::new(CREATE_RACE_THREADS);
+        let results: Vec<crate::Result<bool>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..CREATE_RACE_THREADS)
+                .map(|i| {
+                    let (id, barrier) = (&id, &barrier);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        call(store.create(id, record(&format!(r#"{{"i":{i}}}"#), 0)))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::store("create", "create panicked")))
+                })
+                .collect()
+        });
+        let mut winners = Vec::new();
+        for (i, result) in results.into_iter().enumerate() {
+            if result.map_err(|e| store_err(CHECK, e))? {
+                winners.push(i);
+            }
+        }
+        let stored = call(store.get(&id)).map_err(|e| store_err(CHECK, e))?;
+        call(store.destroy(&id)).map_err(|e| store_err("destroy (teardown)", e))?;
+        if winners.len() != 1 {
+            return fail(
+                CHECK,
+                format!(
+                    "round {round}: {} of {CREATE_RACE_THREADS} creates of one id, released \
+                     together from {CREATE_RACE_THREADS} threads, succeeded; expected 1",
+                    winners.len()
+                ),
+            );
+        }
+        let want = record(&format!(r#"{{"i":{}}}"#, winners[0]), 0);
+        if stored.as_ref() != Some(&want) {
+            return fail(
+                CHECK,
+                format!("round {round}: the stored record is not the winning create's"),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs every check against `store`.
+///
+/// The atomic-create check calls `store.create` from several OS threads at once, each driving
+/// its future with a minimal parking executor (no runtime context): a store whose futures need
+/// one (a tokio-bound client) should hand its I/O to its runtime (a `Handle`, a channel).
+/// That check blocks the calling thread while the threads race.
 ///
 /// ```
 /// use session_bridge::{LiveStore, testing};
@@ -264,6 +364,12 @@ pub async fn conformance<S: Store>(store: &S) -> Result<ConformanceReport, Confo
             format!("{wins} of 8 creates of one id succeeded, expected 1"),
         );
     }
+
+    // The same from several OS threads released together, many rounds: on one executor the
+    // creates above run one after the other whenever the store's futures never wait, so a
+    // get-then-set `create` (the trait's default) would pass them.
+    s.checks += 1;
+    create_race(store, &ids)?;
 
     let supports_list = match store.list().await {
         Ok(listed) => {

@@ -91,6 +91,8 @@ struct Last {
     /// The browser that sent the request, and its cookies before it.
     who: Option<String>,
     jar_before: BTreeMap<String, String>,
+    /// The client id the bridge used for the request (what it read or generated).
+    client_id: Option<String>,
     /// Store counters before the request or call.
     calls_before: usize,
     writes_before: usize,
@@ -119,6 +121,8 @@ struct BridgeWorld {
     last: Last,
     /// Results of a batch of raw requests: (case, outcome, response headers).
     batch: Vec<(String, Result<Value, Error>, HeaderMap)>,
+    /// The client id each request of the batch was given.
+    batch_client_ids: Vec<String>,
     worker: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -158,6 +162,7 @@ impl BridgeWorld {
             named: BTreeMap::new(),
             last: Last::default(),
             batch: Vec::new(),
+            batch_client_ids: Vec::new(),
             worker: None,
         }
     }
@@ -229,6 +234,7 @@ impl BridgeWorld {
             response: None,
             who: who.map(str::to_owned),
             jar_before,
+            client_id: None,
             calls_before: self.store.calls(),
             writes_before: self.store.writes(),
         };
@@ -243,7 +249,15 @@ impl BridgeWorld {
         let bridge = self.bridge();
         self.begin(Some(who));
         let mut client = self.clients.remove(who).unwrap_or_default();
-        match client.browser.try_request(&bridge, handler).await {
+        let used_cid = Arc::new(std::sync::Mutex::new(None));
+        let seen = Arc::clone(&used_cid);
+        let handler = move |s: Session| {
+            *seen.lock().unwrap() = Some(s.client_id());
+            handler(s)
+        };
+        let result = client.browser.try_request(&bridge, handler).await;
+        self.last.client_id = used_cid.lock().unwrap().take();
+        match result {
             Ok(exchange) => {
                 let headers = exchange.response.headers().clone();
                 self.remember_ids(&mut client, &headers);
@@ -260,6 +274,7 @@ impl BridgeWorld {
         let bridge = self.bridge();
         self.begin(None);
         let ctx = bridge.begin_request(&headers);
+        self.last.client_id = Some(ctx.client_id());
         let read = ctx.session().data().await.map(Value::Object);
         let mut response = HeaderMap::new();
         let committed = ctx.commit(&mut response).await;
@@ -321,8 +336,8 @@ impl BridgeWorld {
     /// `session "orphan"`, "an unknown session id".
     fn resolve(&self, reference: &str) -> (Kind, String) {
         match reference {
-            "an unknown session id" => return (Kind::Session, "unknown-session-id".into()),
-            "an unknown client id" => return (Kind::Client, "unknown-client-id".into()),
+            "an unknown session id" => return (Kind::Session, self.unknown_id(Kind::Session)),
+            "an unknown client id" => return (Kind::Client, self.unknown_id(Kind::Client)),
             _ => {}
         }
         if let Some(name) = reference
@@ -349,6 +364,37 @@ impl BridgeWorld {
             .and_then(|i| history.get(i))
             .unwrap_or_else(|| panic!("{who} has no {what}"));
         (kind, id.clone())
+    }
+
+    /// A well-formed id that was never issued and sits as close as possible to real ones: a
+    /// known id of that kind with its last character changed (a fresh generated id when none
+    /// is known). A constant like "unknown-id" could never be mapped, whatever the mapping did.
+    fn unknown_id(&self, kind: Kind) -> String {
+        let known: Vec<&String> = self
+            .clients
+            .values()
+            .flat_map(|c| match kind {
+                Kind::Session => &c.sids,
+                Kind::Client => &c.cids,
+            })
+            .collect();
+        let id = match known.last() {
+            Some(real) => {
+                let mut id = real.to_string();
+                let last = id.pop().expect("a non-empty id");
+                id.push(if last == 'A' { 'B' } else { 'A' });
+                id
+            }
+            None => self.ids.generate(),
+        };
+        assert!(self.ids.is_valid(&id), "{id:?} is well formed");
+        assert!(
+            self.clients
+                .values()
+                .all(|c| !c.sids.contains(&id) && !c.cids.contains(&id)),
+            "an unknown id must not be a known one"
+        );
+        id
     }
 
     fn session_ref(&self, reference: &str) -> String {
@@ -913,14 +959,19 @@ async fn raw_header_each(w: &mut BridgeWorld, step: &Step) {
         .as_ref()
         .expect("a table of cases and Cookie headers");
     let mut results = Vec::new();
+    let mut client_ids = Vec::new();
     for row in table.rows.iter().skip(1) {
-        let raw = w.expand(&row[1]);
-        w.send_raw(headers_with_cookies(&[&raw])).await;
+        // ` || ` separates Cookie header lines of one request.
+        let raws: Vec<Vec<u8>> = row[1].split(" || ").map(|h| w.expand(h)).collect();
+        let values: Vec<&[u8]> = raws.iter().map(Vec::as_slice).collect();
+        w.send_raw(headers_with_cookies(&values)).await;
         let outcome = w.last.outcome.take().expect("an outcome");
         let response = w.last.response.take().expect("a response");
         results.push((row[0].clone(), outcome, response));
+        client_ids.push(w.last.client_id.take().expect("a client id"));
     }
     w.batch = results;
+    w.batch_client_ids = client_ids;
 }
 
 #[when("a request arrives with these Cookie headers and reads the session:")]
@@ -1121,6 +1172,19 @@ fn batch_saw_nothing(w: &mut BridgeWorld) {
     }
 }
 
+#[then(regex = r"^each of those requests kept ([A-Z]\w*)'s client id$")]
+fn batch_kept_client_id(w: &mut BridgeWorld, who: String) {
+    assert!(!w.batch.is_empty(), "no requests were sent");
+    let cid = id_of(&w.jar_value(&who, "client")).to_owned();
+    for ((case, _, _), used) in w.batch.iter().zip(&w.batch_client_ids) {
+        assert_eq!(
+            used, &cid,
+            "{case}: {who}'s client cookie was not recognised, so this row tested a request \
+             without it"
+        );
+    }
+}
+
 #[then("the request succeeded")]
 fn request_succeeded(w: &mut BridgeWorld) {
     w.outcome();
@@ -1304,9 +1368,23 @@ fn kept_client_id(w: &mut BridgeWorld, who: String) {
         .get(&name)
         .map(|v| id_of(v).to_owned())
         .unwrap_or_else(|| panic!("{who} sent no client cookie"));
-    if let Some(cookie) = find_set_cookie(w.response(), &name) {
-        let cookie = cookie::Cookie::parse(cookie).expect("parseable");
-        assert_eq!(id_of(cookie.value()), sent);
+    // The id the bridge actually used for the request, whether or not a cookie was re-sent
+    // (with client_always_roll off a kept id is never re-sent, so the response alone proves
+    // nothing).
+    assert_eq!(
+        w.last.client_id.as_deref(),
+        Some(sent.as_str()),
+        "the bridge did not use the client id {who} sent"
+    );
+    match find_set_cookie(w.response(), &name) {
+        Some(cookie) => {
+            let cookie = cookie::Cookie::parse(cookie).expect("parseable");
+            assert_eq!(id_of(cookie.value()), sent);
+        }
+        None => assert!(
+            !w.options.client_always_roll,
+            "client_always_roll is on, yet the client cookie was not re-sent"
+        ),
     }
 }
 

@@ -204,23 +204,35 @@ async fn no_lost_update_a_slow_http_request_and_100_socket_increments_keep_both(
     http_count(&mut b, &bridge, "h").await;
     let socket = bridge.bind_socket(&handshake(&b)).await.unwrap();
 
-    // The slow request loads the session (b absent), then waits while the sockets write.
+    // The slow request loads the session (b absent) and changes `a`; it stays open, loaded and
+    // not committed, until all 100 socket increments are done: the overlap is ordered by
+    // awaiting them, not by a sleep.
     let request = bridge.begin_request(b.build_request().headers());
     let session = request.session().clone();
     assert_eq!(session.get::<u64>("b").await.unwrap(), None);
+    session.insert("a", 1).await.unwrap();
+    let sid = session.id().await.unwrap().expect("an existing session");
 
     let mut tasks = Vec::new();
     for _ in 0..100 {
         let s = socket.clone();
         tasks.push(tokio::spawn(async move { ws_inc(&s, "b").await }));
     }
-    session.insert("a", 1).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let mut out = HeaderMap::new();
-    request.commit(&mut out).await.unwrap();
     for t in tasks {
         t.await.unwrap().unwrap();
     }
+    // The overlap happened: the store has every increment and not yet the request's write,
+    // while the request still works on the view it loaded before them.
+    let stored = bridge.get_by_id(&sid).await.unwrap().unwrap();
+    assert_eq!(stored.get("b"), Some(&json!(100)));
+    assert_eq!(stored.get("a"), None, "the request has not committed yet");
+    assert_eq!(
+        session.get::<u64>("b").await.unwrap(),
+        None,
+        "the request's view predates the increments"
+    );
+    let mut out = HeaderMap::new();
+    request.commit(&mut out).await.unwrap();
     let (a, bv) = socket
         .with_session(async |ctx| (ctx.get::<u64>("a"), ctx.get::<u64>("b")))
         .await

@@ -213,3 +213,77 @@ impl<S: Store> Store for Probe<S> {
 
 pub const KEY_A: [u8; 32] = [0xA1; 32];
 pub const KEY_B: [u8; 32] = [0xB2; 32];
+
+/// One write that reached a store: the operation, the session id and the session text
+/// (empty for `destroy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub op: &'static str,
+    pub sid: String,
+    pub session: String,
+}
+
+/// Wraps a store and journals every write and destroy that reached it, in order.
+#[derive(Clone, Default)]
+pub struct Journal<S = LiveStore> {
+    pub inner: S,
+    pub log: Arc<std::sync::Mutex<Vec<Entry>>>,
+}
+
+impl<S: Store> Journal<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            log: Arc::default(),
+        }
+    }
+
+    pub fn entries(&self) -> Vec<Entry> {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn push(&self, op: &'static str, sid: &str, session: &str) {
+        self.log.lock().unwrap().push(Entry {
+            op,
+            sid: sid.to_owned(),
+            session: session.to_owned(),
+        });
+    }
+}
+
+impl<S: Store> Store for Journal<S> {
+    async fn get(&self, sid: &str) -> Result<Option<Record>, Error> {
+        self.inner.get(sid).await
+    }
+    async fn set(&self, sid: &str, record: Record) -> Result<bool, Error> {
+        self.push("set", sid, &record.session);
+        self.inner.set(sid, record).await
+    }
+    async fn create(&self, sid: &str, record: Record) -> Result<bool, Error> {
+        self.push("create", sid, &record.session);
+        self.inner.create(sid, record).await
+    }
+    async fn update(&self, sid: &str, record: Record, expected: u64) -> Result<bool, Error> {
+        self.push("update", sid, &record.session);
+        self.inner.update(sid, record, expected).await
+    }
+    async fn destroy(&self, sid: &str) -> Result<bool, Error> {
+        self.push("destroy", sid, "");
+        self.inner.destroy(sid).await
+    }
+    async fn list(&self) -> Result<Vec<String>, Error> {
+        self.inner.list().await
+    }
+    async fn optimize(&self, cleared: usize) -> Result<(), Error> {
+        self.inner.optimize(cleared).await
+    }
+}
+
+/// Polls `fut` once with a waker that does nothing: `Some` when it completed.
+pub fn poll_once<F: Future + ?Sized>(fut: std::pin::Pin<&mut F>) -> Option<F::Output> {
+    let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+    match fut.poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
+}

@@ -1,0 +1,51 @@
+//! ST5 / ST3: the public conformance suite (`session_bridge::testing`, feature `testing`) must
+//! reject a store whose `create` is not atomic. The documented default `create` is
+//! get-then-set; a store that keeps it is not safe under concurrent creates, and the suite has
+//! to be able to say so.
+
+#![cfg(feature = "testing")]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::executor::block_on;
+use session_bridge::{Error, LiveStore, Record, Store, testing};
+
+/// A store with the default (non-atomic) `create` and `update`: get, then set. Its `get`
+/// yields the thread after reading, as a network round-trip would, so two creates released
+/// together can both see "nothing there".
+#[derive(Default)]
+struct GetThenSet(Mutex<HashMap<String, Record>>);
+
+impl Store for GetThenSet {
+    async fn get(&self, sid: &str) -> Result<Option<Record>, Error> {
+        let found = self.0.lock().unwrap().get(sid).cloned();
+        std::thread::yield_now();
+        Ok(found)
+    }
+    async fn set(&self, sid: &str, record: Record) -> Result<bool, Error> {
+        self.0.lock().unwrap().insert(sid.to_owned(), record);
+        Ok(true)
+    }
+    async fn destroy(&self, sid: &str) -> Result<bool, Error> {
+        Ok(self.0.lock().unwrap().remove(sid).is_some())
+    }
+    async fn list(&self) -> Result<Vec<String>, Error> {
+        Ok(self.0.lock().unwrap().keys().cloned().collect())
+    }
+}
+
+#[test]
+fn st5_the_suite_rejects_a_store_whose_create_is_get_then_set() {
+    let failure = block_on(testing::conformance(&GetThenSet::default()))
+        .expect_err("a non-atomic create must fail the conformance suite");
+    assert_eq!(failure.check, "concurrent creates", "{failure}");
+}
+
+#[test]
+fn st3_the_built_in_store_passes_the_threaded_suite() {
+    let store = Arc::new(LiveStore::new());
+    let report = block_on(testing::conformance(&store)).unwrap();
+    assert!(report.supports_list);
+    assert!(store.is_empty(), "the suite cleans up after itself");
+}
