@@ -103,3 +103,7 @@ mod tests {
         assert_eq!(fresh, ours);
     }
 }
+
+#[cfg(test)]
+#[path = "changes_tests.rs"]
+mod model_tests;

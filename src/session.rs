@@ -771,7 +771,3 @@ mod tests {
         assert_send_sync::<crate::SessionBridge>();
     }
 }
-
-#[cfg(test)]
-#[path = "changes_tests.rs"]
-mod changes_tests;

@@ -18,7 +18,7 @@ use futures::executor::block_on;
 use hmac::{KeyInit as _, Mac as _};
 use http::{HeaderMap, HeaderValue, header};
 use serde_json::{Map, Value, json};
-use session_bridge::{LiveStore, ManualClock, Record, SessionBridge, Store};
+use session_bridge::{LiveStore, Record, SessionBridge, Store, clock::ManualClock};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 const SESSION: &str = "app.sid";
@@ -167,7 +167,7 @@ fn send(bridge: &SessionBridge, client: &str, session_value: &[u8]) -> Outcome {
             .any(|c| c.starts_with(&format!("{SESSION}=")));
         Outcome {
             data,
-            client_id,
+            client_id: client_id.into_string(),
             set_session_cookie,
         }
     })
@@ -290,7 +290,7 @@ fn c1_a_client_cookie_value_in_the_session_cookie_never_names_a_record_under_tha
         // so the planted record is reachable and the assertion above can fail.
         let control = send(&bridge, &client, sign(&KEY_A, SESSION, &cid).as_bytes());
         assert_eq!(Value::Object(control.data), json!({"planted": true}));
-        block_on(bridge.destroy_by_id(&cid)).unwrap();
+        block_on(bridge.destroy_by_id(&cid.as_str().into())).unwrap();
         block_on(w.store.set(
             &cid,
             Record::new(r#"{"planted":true}"#, u64::MAX, DAY.as_millis() as u64),

@@ -252,7 +252,7 @@ impl BridgeWorld {
         let used_cid = Arc::new(std::sync::Mutex::new(None));
         let seen = Arc::clone(&used_cid);
         let handler = move |s: Session| {
-            *seen.lock().unwrap() = Some(s.client_id());
+            *seen.lock().unwrap() = Some(s.client_id().into_string());
             handler(s)
         };
         let result = client.browser.try_request(&bridge, handler).await;
@@ -274,7 +274,7 @@ impl BridgeWorld {
         let bridge = self.bridge();
         self.begin(None);
         let ctx = bridge.begin_request(&headers);
-        self.last.client_id = Some(ctx.client_id());
+        self.last.client_id = Some(ctx.client_id().into_string());
         let read = ctx.session().data().await.map(Value::Object);
         let mut response = HeaderMap::new();
         let committed = ctx.commit(&mut response).await;

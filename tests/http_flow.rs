@@ -520,11 +520,12 @@ fn c1_a_value_moved_to_another_cookie_name_fails() {
         // An empty session alone proves nothing (the moved session cookie names an id that
         // is no client's); the request must have got a FRESH client id, not the moved one.
         assert_ne!(
-            cid, &sid,
+            cid.as_str(),
+            sid.as_str(),
             "the session cookie's value verified as a client cookie"
         );
         let sent = seen.set_cookie("app.sid.cid").expect("a new client cookie");
-        assert!(!sent.contains(&sid), "{sent}");
+        assert!(!sent.contains(sid.as_str()), "{sent}");
     });
 }
 

@@ -16,13 +16,13 @@ use futures::channel::oneshot;
 use futures::executor::block_on;
 use http::{HeaderMap, HeaderValue, header};
 use serde_json::json;
-use session_bridge::{LiveStore, SessionBridge, SocketSession};
+use session_bridge::{LiveStore, SessionBridge, SessionId, SocketSession};
 
 struct World {
     bridge: SessionBridge,
     store: Arc<Journal<LiveStore>>,
     browser: Browser,
-    sid: String,
+    sid: SessionId,
     socket: SocketSession,
 }
 
@@ -37,13 +37,13 @@ fn world() -> World {
     let mut browser = Browser::new();
     let sid = block_on(browser.request(&bridge, |s| async move {
         s.insert("n", 1).await.unwrap();
-        s.id().await.unwrap().unwrap()
+        s.session_id().await.unwrap().unwrap()
     }))
     .value;
     let mut handshake = browser.build_request().headers().clone();
     handshake.insert(header::HOST, HeaderValue::from_static("localhost:3000"));
     let socket = block_on(bridge.bind_socket(&handshake)).unwrap();
-    assert_eq!(socket.session_id().as_deref(), Some(sid.as_str()));
+    assert_eq!(socket.session_id().as_ref(), Some(&sid));
     World {
         bridge,
         store,
@@ -172,15 +172,25 @@ fn check_first_come_order(w: &World, done: &[(&'static str, String)], socket_wro
 }
 
 #[test]
-fn s3_a_held_socket_guard_makes_commit_set_destroy_and_cleanup_wait_in_order() {
+fn s3_a_writing_socket_handler_makes_commit_set_destroy_and_cleanup_wait_in_order() {
     let w = world();
     let request = loaded_request(&w);
-    let mut guard = block_on(w.socket.lock()).unwrap().expect("a session");
+    let (release, released) = oneshot::channel::<()>();
+    let mut handler = Box::pin(w.socket.with_session(async move |ctx| {
+        ctx.insert_value("socket", 1.into());
+        released.await.unwrap();
+    }));
+    assert!(
+        poll_once(handler.as_mut()).is_none(),
+        "the handler holds the lock"
+    );
     let mut waiters = writers(&w, request);
     start_and_check_pending(&w, &mut waiters);
     // The holder writes, then releases: the waiters follow, oldest first.
-    guard.data.insert("socket".into(), 1.into());
-    block_on(guard.commit()).unwrap();
+    release.send(()).unwrap();
+    poll_once(handler.as_mut())
+        .expect("the handler ends once released")
+        .unwrap();
     let done = finish_in_reverse(waiters);
     check_first_come_order(&w, &done, true);
 }
@@ -211,13 +221,23 @@ fn s3_a_with_session_handler_blocked_on_a_channel_makes_the_writers_wait_in_orde
 fn s3_a_waiter_that_gives_up_passes_its_turn_on() {
     let w = world();
     let request = loaded_request(&w);
-    let guard = block_on(w.socket.lock()).unwrap().expect("a session");
+    let (release, released) = oneshot::channel::<()>();
+    let mut handler = Box::pin(w.socket.with_session(async move |_ctx| {
+        released.await.unwrap();
+    }));
+    assert!(
+        poll_once(handler.as_mut()).is_none(),
+        "the handler holds the lock"
+    );
     let mut waiters = writers(&w, request);
     start_and_check_pending(&w, &mut waiters);
     // set_by_id gives up (its future is dropped) before its turn.
     let dropped = waiters.remove(1);
     drop(dropped);
-    drop(guard);
+    release.send(()).unwrap();
+    poll_once(handler.as_mut())
+        .expect("the handler ends once released")
+        .unwrap();
     let done = finish_in_reverse(waiters);
     let order: Vec<&str> = done.iter().map(|(n, _)| *n).collect();
     assert_eq!(order, ["http commit", "destroy_by_id", "cleanup"]);

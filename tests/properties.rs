@@ -9,7 +9,7 @@ use futures::executor::block_on;
 use http::{HeaderMap, HeaderValue, header};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use session_bridge::{Error, RECORD_FORMAT, Record, SessionBridge};
+use session_bridge::{Error, Record, SessionBridge};
 
 fn bridge(max_bytes: usize) -> SessionBridge {
     SessionBridge::builder()
@@ -63,7 +63,7 @@ impl Owner {
         let mut browser = Browser::new();
         let cid = block_on(browser.request(b, |s| async move {
             s.insert("secret", 1).await.unwrap();
-            s.client_id()
+            s.client_id().into_string()
         }))
         .value;
         let mut data = Map::new();
@@ -210,8 +210,8 @@ fn field_change() -> impl Strategy<Value = Option<Value>> {
             .prop_filter("finite", |f| f.is_finite())
             .prop_map(|f| Some(Value::from(f))),
         Just(Some(json!(1.0))),
-        Just(Some(json!(RECORD_FORMAT))),
-        Just(Some(json!(RECORD_FORMAT + 1))),
+        Just(Some(json!(Record::FORMAT))),
+        Just(Some(json!(Record::FORMAT + 1))),
         Just(Some(json!(0))),
         ".{0,8}".prop_map(|t| Some(Value::from(t))),
         Just(Some(json!("1"))),
@@ -327,7 +327,7 @@ proptest! {
             }
         }
         let mutated = Value::Object(map.clone()).to_string();
-        let valid = map.get("format").and_then(Value::as_u64) == Some(RECORD_FORMAT)
+        let valid = map.get("format").and_then(Value::as_u64) == Some(Record::FORMAT)
             && map.get("session").is_some_and(Value::is_string)
             && ["expiresAt", "ttl", "version"]
                 .iter()

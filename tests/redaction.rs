@@ -10,7 +10,7 @@ use std::sync::Arc;
 use common::{Browser, Probe};
 use futures::executor::block_on;
 use http::{HeaderMap, HeaderValue, header};
-use session_bridge::{Error, Key, LiveStore, ManualClock, OnMissing, Record, SessionBridge, Store};
+use session_bridge::{Error, Key, LiveStore, Record, SessionBridge, Store, clock::ManualClock};
 
 const DATA_KEY: &str = "secretkey-sentinel";
 const DATA_VALUE: &str = "s3cr3t-sentinel-data";
@@ -43,8 +43,8 @@ struct World {
     bridge: SessionBridge,
     store: Arc<Probe<LiveStore>>,
     browser: Browser,
-    cid: String,
-    sid: String,
+    cid: session_bridge::ClientId,
+    sid: session_bridge::SessionId,
     secrets: Sentinels,
 }
 
@@ -62,7 +62,7 @@ fn world() -> World {
     let mut browser = Browser::new();
     let (cid, sid) = block_on(browser.request(&bridge, |s| async move {
         s.insert(DATA_KEY, DATA_VALUE).await.unwrap();
-        (s.client_id(), s.id().await.unwrap().unwrap())
+        (s.client_id(), s.session_id().await.unwrap().unwrap())
     }))
     .value;
     let mut secrets = Sentinels(vec![
@@ -70,8 +70,8 @@ fn world() -> World {
         DATA_VALUE.into(),
         "KEYSENTINEL".into(),
     ]);
-    secrets.add_secret(&cid);
-    secrets.add_secret(&sid);
+    secrets.add_secret(cid.as_str());
+    secrets.add_secret(sid.as_str());
     secrets.add_secret(browser.get("app.sid").unwrap());
     secrets.add_secret(browser.get("app.sid.cid").unwrap());
     World {
@@ -116,28 +116,21 @@ fn l1_bridge_request_session_socket_and_guards_redact_ids_and_data() {
     block_on(ctx.commit(&mut HeaderMap::new())).unwrap();
 
     let socket = block_on(w.bridge.bind_socket(&handshake(&w.browser))).unwrap();
-    assert_eq!(socket.session_id().as_deref(), Some(w.sid.as_str()));
+    assert_eq!(socket.session_id().as_ref(), Some(&w.sid));
     s.check("SocketSession", &format!("{socket:?}"));
     s.check("SocketSession (alternate)", &format!("{socket:#?}"));
     let ctx_debug = block_on(socket.with_session(async |ctx| {
-        assert!(ctx.session.contains_key(DATA_KEY));
+        assert!(ctx.data().contains_key(DATA_KEY));
         format!("{ctx:?} {ctx:#?}")
     }))
     .unwrap();
     s.check("SessionContext", &ctx_debug);
-    let guard = block_on(socket.lock()).unwrap().expect("a session");
-    assert!(guard.data.contains_key(DATA_KEY));
-    s.check("SessionGuard", &format!("{guard:?} {guard:#?}"));
-    drop(guard);
-
-    let on_missing: [OnMissing<String>; 3] = [
-        OnMissing::Error,
-        OnMissing::Value(DATA_VALUE.into()),
-        OnMissing::Call(Box::new(|| DATA_VALUE.to_owned())),
-    ];
-    for m in &on_missing {
-        s.check("OnMissing", &format!("{m:?} {m:#?}"));
+    for id in [format!("{:?}", w.sid), format!("{:?}", w.cid)] {
+        s.check("SessionId / ClientId", &id);
     }
+    let mut browser_debug = session_bridge::testing::Browser::new();
+    browser_debug.set_cookie("app.sid", w.browser.get("app.sid").unwrap());
+    s.check("testing::Browser", &format!("{browser_debug:?}"));
 }
 
 #[test]
@@ -161,7 +154,7 @@ fn l1_records_events_streams_keys_tags_and_stores_redact() {
         "LiveStore",
         &format!("{:?} {:#?}", w.store.inner, w.store.inner),
     );
-    let record = block_on(w.store.inner.get(&w.sid))
+    let record = block_on(w.store.inner.get(w.sid.as_str()))
         .unwrap()
         .expect("stored");
     assert!(record.session.contains(DATA_VALUE));
@@ -214,7 +207,12 @@ fn l1_every_error_variant_redacts_in_debug_and_display() {
         format!(r#"{{"{DATA_KEY}": "{DATA_VALUE}"#),
     ] {
         let w = world();
-        block_on(w.store.inner.set(&w.sid, Record::new(text, u64::MAX, 1000))).unwrap();
+        block_on(
+            w.store
+                .inner
+                .set(w.sid.as_str(), Record::new(text, u64::MAX, 1000)),
+        )
+        .unwrap();
         let ctx = w.bridge.begin_request(w.browser.build_request().headers());
         let err = block_on(ctx.session().data()).unwrap_err();
         assert!(matches!(err, Error::CorruptRecord { .. }), "{err:?}");
@@ -238,7 +236,7 @@ fn l1_every_error_variant_redacts_in_debug_and_display() {
     ));
     errors.push((
         "NotMapped",
-        block_on(w.bridge.set_by_id(&w.cid, None, None)).unwrap_err(),
+        block_on(w.bridge.set_by_id(&w.cid.as_str().into(), None, None)).unwrap_err(),
         world_secrets(&w),
     ));
     let anonymous = block_on(w.bridge.bind_socket(&HeaderMap::new())).unwrap();
@@ -258,8 +256,11 @@ fn l1_every_error_variant_redacts_in_debug_and_display() {
         world_secrets(&w),
     ));
     let socket = block_on(w.bridge.bind_socket(&handshake(&w.browser))).unwrap();
-    let nested =
-        block_on(socket.with_session(async |ctx| ctx.socket.lock().await.map(drop))).unwrap();
+    let nested = block_on(socket.with_session(async |ctx| {
+        let inner = ctx.socket().clone();
+        inner.with_session(async |_| ()).await
+    }))
+    .unwrap();
     errors.push(("Reentrant", nested.unwrap_err(), world_secrets(&w)));
 
     // InvalidOption: a too-short key made of sentinel text.
@@ -285,12 +286,11 @@ fn world_secrets(w: &World) -> Sentinels {
         DATA_VALUE.into(),
         "KEYSENTINEL".into(),
     ]);
-    s.add_secret(&w.cid);
-    s.add_secret(&w.sid);
+    s.add_secret(w.cid.as_str());
+    s.add_secret(w.sid.as_str());
     s
 }
 
-#[cfg(feature = "testing")]
 #[test]
 fn l1_conformance_failures_redact_records() {
     use session_bridge::{SyncStore, testing};

@@ -211,7 +211,11 @@ async fn no_lost_update_a_slow_http_request_and_100_socket_increments_keep_both(
     let session = request.session().clone();
     assert_eq!(session.get::<u64>("b").await.unwrap(), None);
     session.insert("a", 1).await.unwrap();
-    let sid = session.id().await.unwrap().expect("an existing session");
+    let sid = session
+        .session_id()
+        .await
+        .unwrap()
+        .expect("an existing session");
 
     let mut tasks = Vec::new();
     for _ in 0..100 {

@@ -164,7 +164,7 @@ impl<'a> Tab<'a> {
 }
 
 /// A browser with a session; its Cookie header and client id.
-fn browser_with_session(bridge: &SessionBridge, who: &str) -> (String, String) {
+fn browser_with_session(bridge: &SessionBridge, who: &str) -> (String, session_bridge::ClientId) {
     let mut b = Browser::new();
     let who = who.to_owned();
     let cid = futures::executor::block_on(b.request(bridge, |s| async move {

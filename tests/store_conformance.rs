@@ -3,8 +3,6 @@
 //! get-then-set; a store that keeps it is not safe under concurrent creates, and the suite has
 //! to be able to say so.
 
-#![cfg(feature = "testing")]
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 

@@ -14,7 +14,7 @@ use common::{Browser, KEY_A};
 use futures::executor::block_on;
 use http::{HeaderMap, HeaderValue, header};
 use serde_json::{Map, Value, json};
-use session_bridge::{BridgeEvent, Error, LiveStore, Record, SessionBridge, Store};
+use session_bridge::{BridgeEvent, Error, LiveStore, Record, SessionBridge, SessionId, Store};
 
 /// A store shared with "another process": before our first `update` reaches it, that other
 /// process writes `{"foreign": 1}` into the record (a proper compare-and-set on the current
@@ -103,10 +103,10 @@ fn bridge_on(store: impl Store) -> SessionBridge {
 }
 
 /// A browser whose session holds n = 1; returns its session id.
-fn setup(bridge: &SessionBridge, b: &mut Browser) -> String {
+fn setup(bridge: &SessionBridge, b: &mut Browser) -> SessionId {
     block_on(b.request(bridge, |s| async move {
         s.insert("n", 1).await.unwrap();
-        s.id().await.unwrap().unwrap()
+        s.session_id().await.unwrap().unwrap()
     }))
     .value
 }
@@ -144,7 +144,7 @@ fn st5_http_commit_after_a_foreign_write_rereads_and_keeps_both() {
         "our first update was refused, the retry went through"
     );
     assert_eq!(
-        stored(&*store, &sid),
+        stored(&*store, sid.as_str()),
         Some(json!({"n": 1, "foreign": 1, "ours": 2})),
         "the foreign write and ours both survive"
     );
@@ -159,13 +159,13 @@ fn st5_socket_save_after_a_foreign_write_rereads_and_keeps_both() {
     let socket = block_on(bridge.bind_socket(&handshake(&b))).unwrap();
     store.armed.store(true, Ordering::SeqCst);
     block_on(socket.with_session(async |ctx| {
-        ctx.session.insert("ws".into(), 3.into());
+        ctx.insert_value("ws", 3.into());
     }))
     .unwrap();
     assert_eq!(store.slipped.load(Ordering::SeqCst), 1);
     assert_eq!(store.updates.load(Ordering::SeqCst), 2);
     assert_eq!(
-        stored(&*store, &sid),
+        stored(&*store, sid.as_str()),
         Some(json!({"n": 1, "foreign": 1, "ws": 3}))
     );
 }
@@ -176,7 +176,7 @@ fn st5_http_commit_that_always_conflicts_fails_with_conflict_and_writes_nothing(
     let bridge = bridge_on(Arc::clone(&store));
     let mut b = Browser::new();
     let sid = setup(&bridge, &mut b);
-    let before = block_on(store.inner.get(&sid)).unwrap();
+    let before = block_on(store.inner.get(sid.as_str())).unwrap();
     let mut events = bridge.events();
     store.armed.store(true, Ordering::SeqCst);
     let result = block_on(b.try_request(&bridge, |s| async move {
@@ -190,7 +190,7 @@ fn st5_http_commit_that_always_conflicts_fails_with_conflict_and_writes_nothing(
         other => panic!("expected Error::Conflict, got {:?}", other.map(|_| ())),
     }
     assert_eq!(
-        block_on(store.inner.get(&sid)).unwrap(),
+        block_on(store.inner.get(sid.as_str())).unwrap(),
         before,
         "nothing written"
     );
@@ -204,16 +204,16 @@ fn st5_socket_save_that_always_conflicts_fails_with_conflict_and_writes_nothing(
     let mut b = Browser::new();
     let sid = setup(&bridge, &mut b);
     let socket = block_on(bridge.bind_socket(&handshake(&b))).unwrap();
-    let before = block_on(store.inner.get(&sid)).unwrap();
+    let before = block_on(store.inner.get(sid.as_str())).unwrap();
     store.armed.store(true, Ordering::SeqCst);
     let result = block_on(socket.with_session(async |ctx| {
-        ctx.session.insert("ws".into(), 3.into());
+        ctx.insert_value("ws", 3.into());
     }));
     assert!(
         matches!(result, Err(Error::Conflict { .. })),
         "expected Error::Conflict, got {result:?}"
     );
-    assert_eq!(block_on(store.inner.get(&sid)).unwrap(), before);
+    assert_eq!(block_on(store.inner.get(sid.as_str())).unwrap(), before);
     assert_eq!(bridge.active_locks(), 0);
 }
 
@@ -241,7 +241,11 @@ fn h4_a_session_destroyed_between_load_and_commit_is_not_resurrected() {
     let mut out = HeaderMap::new();
     block_on(request.commit(&mut out)).unwrap();
 
-    assert_eq!(block_on(store.get(&sid)).unwrap(), None, "no record");
+    assert_eq!(
+        block_on(store.get(sid.as_str())).unwrap(),
+        None,
+        "no record"
+    );
     assert!(store.is_empty(), "no record under any id");
     assert_eq!(bridge.get_session_id(&cid), None, "no mapping");
     assert_eq!(bridge.get_client_id(&sid), None);
