@@ -2,7 +2,7 @@
 //!
 //! The store is a plain `HashMap<String, Record>` behind a `std::sync::Mutex`, implementing the
 //! synchronous [`SyncStore`] trait (a blanket impl makes it a `Store`). It overrides `create` and
-//! `update` so each is one atomic step under the lock (SPEC R1), implements `list` so cleanup
+//! `update` so each is one atomic step under the lock (ST5), implements `list` so cleanup
 //! works with it, and maps a poisoned lock to an `Error` instead of panicking (SPEC ST4).
 //!
 //! `main` then

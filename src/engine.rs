@@ -51,7 +51,7 @@ impl RetiredClients {
     }
 }
 
-/// How many times a write retries when another writer moved the record (SPEC R1).
+/// How many times a write retries when another writer moved the record (ST5).
 pub(crate) const WRITE_ATTEMPTS: u32 = 4;
 
 /// When an unchanged session is written anyway to move its expiry (H5 `rolling` / `renew`).
@@ -329,7 +329,7 @@ impl Engine {
     }
 
     /// Writes `data` as the new state of an existing session, under the caller's lock,
-    /// retrying against a concurrent writer (R1): each retry re-reads the record and re-applies
+    /// retrying against a concurrent writer (ST5): each retry re-reads the record and re-applies
     /// `apply` to it. `Ok(None)`: the session is gone (never resurrected).
     pub(crate) async fn update_existing(
         &self,
@@ -387,7 +387,7 @@ impl Engine {
                 self.retire_expired_mappings().await;
                 Ok(Loaded::new(record, data.clone()))
             }
-            // A fresh random id is taken: never overwrite it (R1).
+            // A fresh random id is taken: never overwrite it (ST5).
             Written::Unchanged | Written::Conflict => Err(Error::Conflict { attempts: 1 }),
         }
     }

@@ -91,7 +91,7 @@ pub enum Error {
     /// (the lock is not re-entrant). Work on the handler's `ctx.session` instead.
     #[error("this session's lock is already held by the calling handler")]
     Reentrant,
-    /// A concurrent writer (another node) kept changing the record between read and write (SPEC R1).
+    /// A concurrent writer (another node) kept changing the record between read and write (ST5).
     #[error("session record kept changing under a concurrent writer ({attempts} attempts)")]
     Conflict {
         /// How many compare-and-set attempts were made.

@@ -141,7 +141,7 @@ impl Gateway {
         }
     }
 
-    /// GW2 with R1's create/update split. `previous` is the record the change was made on
+    /// GW2 with ST5's create/update split. `previous` is the record the change was made on
     /// (`None`: create). `ttl` overrides the record's TTL; `refresh` rewrites an unchanged
     /// session to push its expiry (rolling / renew).
     pub(crate) async fn write(
@@ -279,7 +279,7 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             }
-            // A writer holding the old version is refused (R1).
+            // A writer holding the old version is refused (ST5).
             assert!(matches!(
                 g.write("s", &obj(r#"{"a":2}"#), Some(&record), None, false)
                     .await,

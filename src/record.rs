@@ -9,7 +9,7 @@ use std::borrow::Cow;
 /// * `expires_at`: unix milliseconds after which the record is dead (SPEC GW1).
 /// * `ttl`: the time-to-live in ms the record was written with (its cookie's max-age).
 /// * `version`: incremented by every write through the bridge; stores that support
-///   compare-and-set use it so that two writers cannot overwrite each other (SPEC R1).
+///   compare-and-set use it so that two writers cannot overwrite each other (ST5).
 ///
 /// # Serialized form
 ///

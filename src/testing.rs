@@ -344,7 +344,7 @@ pub async fn conformance<S: Store>(store: &S) -> Result<ConformanceReport, Confo
     .await?;
     s.expect("get after update", &c, Some(&next)).await?;
 
-    // Concurrent creates of one id: exactly one wins (atomic create, SPEC R1).
+    // Concurrent creates of one id: exactly one wins (atomic create, ST5).
     let e = ids.generate();
     let results = futures::future::join_all(
         (0..8u64).map(|i| store.create(&e, record(&format!(r#"{{"i":{i}}}"#), 0))),

@@ -42,7 +42,7 @@ use crate::record::Record;
 /// built on `get` + `set` and are therefore not atomic: a store shared by several processes
 /// should override them with an atomic primitive (Redis `SET NX` / a Lua compare-and-set,
 /// `O_EXCL` files, a SQL `WHERE version = ?`), which is what keeps two nodes from overwriting each
-/// other (SPEC R1).
+/// other (ST5).
 ///
 /// ```
 /// use session_bridge::{Error, Record, Store};

@@ -287,3 +287,46 @@ pub fn poll_once<F: Future + ?Sized>(fut: std::pin::Pin<&mut F>) -> Option<F::Ou
         std::task::Poll::Pending => None,
     }
 }
+
+// -- The world most HTTP-side tests start from: a bridge on a manual clock over a probed
+// -- LiveStore, with fixed keys and a max age of one day.
+
+pub const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+pub struct World {
+    pub bridge: SessionBridge,
+    pub clock: session_bridge::clock::ManualClock,
+    pub store: Arc<Probe<LiveStore>>,
+}
+
+pub fn world_with(
+    f: impl FnOnce(session_bridge::SessionBridgeBuilder) -> session_bridge::SessionBridgeBuilder,
+) -> World {
+    let clock = session_bridge::clock::ManualClock::new(1_700_000_000_000);
+    let store = Arc::new(Probe::new(LiveStore::with_clock(clock.clone())));
+    let builder = SessionBridge::builder()
+        .key("app.sid")
+        .keys([KEY_A])
+        .max_age(DAY)
+        .clock(clock.clone())
+        .store(Arc::clone(&store));
+    World {
+        bridge: f(builder).build().expect("valid options"),
+        clock,
+        store,
+    }
+}
+
+pub fn world() -> World {
+    world_with(|b| b)
+}
+
+pub async fn count(b: &mut Browser, bridge: &SessionBridge) -> u64 {
+    b.request(bridge, |s| async move {
+        let n = s.get::<u64>("n").await.unwrap().unwrap_or(0) + 1;
+        s.insert("n", n).await.unwrap();
+        n
+    })
+    .await
+    .value
+}
