@@ -77,7 +77,7 @@ Feature: HTTP flow — one session per browser, carried by two signed cookies
     Then the session is {}
     And the response sets no session cookie
 
-  @H2d
+  @H2d @C3
   Scenario: An unknown session id is never adopted, even when it is well formed
     Given the bridge option "signed" is off
     And Mallory's session cookie names the unknown id "tforgedforgedforgedforgedforged1"

@@ -20,7 +20,7 @@
 //! Needs Node 20+ and npm (the test runs `npm ci` in `tests/e2e` and `examples` when their
 //! `node_modules` are missing) and `/usr/bin/chromium`; it fails, never skips, without them:
 //! `bash .ci/setup` installs them. The two examples run one after the other.
-#![cfg(all(feature = "poem", feature = "salvo"))]
+#![cfg(all(feature = "poem", feature = "salvo", feature = "socketioxide"))]
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};

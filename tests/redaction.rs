@@ -349,7 +349,7 @@ fn l1_socketioxide_glue_types_redact() {
 #[test]
 fn l1_poem_glue_types_redact() {
     use poem::Middleware as _;
-    use session_bridge::integrations::poem::{SessionMiddleware, SocketIoEndpoint};
+    use session_bridge::integrations::poem::SessionMiddleware;
     let w = world();
     let middleware = SessionMiddleware::new(w.bridge.clone());
     w.secrets.check(
@@ -367,9 +367,12 @@ fn l1_poem_glue_types_redact() {
     let endpoint = middleware.transform(Ok);
     w.secrets
         .check("poem SessionEndpoint", &format!("{endpoint:?}"));
-    let sio = SocketIoEndpoint::new(());
-    w.secrets
-        .check("poem SocketIoEndpoint", &format!("{sio:?}"));
+    #[cfg(feature = "socketioxide")]
+    {
+        let sio = session_bridge::integrations::poem::SocketIoEndpoint::new(());
+        w.secrets
+            .check("poem SocketIoEndpoint", &format!("{sio:?}"));
+    }
 }
 
 #[cfg(feature = "salvo")]

@@ -1,4 +1,4 @@
-//! ST5 / ST3: the public conformance suite (`session_bridge::testing`, feature `testing`) must
+//! ST1 / ST5 / ST3: the public conformance suite (`session_bridge::testing`) must
 //! reject a store whose `create` is not atomic. The documented default `create` is
 //! get-then-set; a store that keeps it is not safe under concurrent creates, and the suite has
 //! to be able to say so.
@@ -46,4 +46,48 @@ fn st3_the_built_in_store_passes_the_threaded_suite() {
     let report = block_on(testing::conformance(&store)).unwrap();
     assert!(report.supports_list);
     assert!(store.is_empty(), "the suite cleans up after itself");
+}
+
+/// ST1: a synchronous store plugs in through the `SyncStore` blanket adapter and keeps the
+/// whole contract, including an atomic create done under its one lock.
+#[test]
+fn st1_a_sync_store_with_atomic_writes_passes_the_suite() {
+    use session_bridge::SyncStore;
+    #[derive(Default)]
+    struct Locked(Mutex<HashMap<String, Record>>);
+    impl SyncStore for Locked {
+        fn get(&self, sid: &str) -> Result<Option<Record>, Error> {
+            Ok(self.0.lock().unwrap().get(sid).cloned())
+        }
+        fn set(&self, sid: &str, record: Record) -> Result<bool, Error> {
+            self.0.lock().unwrap().insert(sid.to_owned(), record);
+            Ok(true)
+        }
+        fn destroy(&self, sid: &str) -> Result<bool, Error> {
+            Ok(self.0.lock().unwrap().remove(sid).is_some())
+        }
+        fn create(&self, sid: &str, record: Record) -> Result<bool, Error> {
+            let mut map = self.0.lock().unwrap();
+            if map.contains_key(sid) {
+                return Ok(false);
+            }
+            map.insert(sid.to_owned(), record);
+            Ok(true)
+        }
+        fn update(&self, sid: &str, record: Record, expected: u64) -> Result<bool, Error> {
+            let mut map = self.0.lock().unwrap();
+            match map.get(sid) {
+                Some(old) if old.version == expected => {
+                    map.insert(sid.to_owned(), record);
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        }
+    }
+    let report = block_on(testing::conformance(&Locked::default())).unwrap();
+    assert!(
+        !report.supports_list,
+        "no `list`: cleanup is reported unsupported"
+    );
 }
