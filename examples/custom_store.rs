@@ -14,7 +14,7 @@
 //! Every claim it prints is also asserted, and CI runs it:
 //!
 //! ```text
-//! cargo run --example custom_store --features testing
+//! cargo run --example custom_store
 //! ```
 
 use std::collections::{BTreeMap, HashMap};

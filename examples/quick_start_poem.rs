@@ -1,7 +1,7 @@
 //! The seed README's Quick Start on poem: one session shared by HTTP routes and socket.io.
 //!
 //! ```sh
-//! npm ci --prefix examples && cargo run --example quick_start_poem --features poem
+//! npm ci --prefix examples && cargo run --example quick_start_poem --features poem,socketioxide
 //! ```
 //! then open http://127.0.0.1:3000/ (`PORT` changes the port; `EVENT_LOG=1` prints events).
 

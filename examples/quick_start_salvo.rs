@@ -1,7 +1,7 @@
 //! The seed README's Quick Start on salvo: one session shared by HTTP routes and socket.io.
 //!
 //! ```sh
-//! npm ci --prefix examples && cargo run --example quick_start_salvo --features salvo
+//! npm ci --prefix examples && cargo run --example quick_start_salvo --features salvo,socketioxide
 //! ```
 //! then open http://127.0.0.1:3000/ (`PORT` changes the port; `EVENT_LOG=1` prints events).
 
