@@ -98,7 +98,7 @@ impl SessionBridge {
     /// ```
     /// # use session_bridge::{Error, SessionBridge};
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// use http::{HeaderMap, HeaderValue, header};
     /// // A page on another site tries to open a socket with the browser's cookies.
     /// let mut handshake = HeaderMap::new();
@@ -123,7 +123,7 @@ impl SessionBridge {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// use futures::StreamExt;
     /// use session_bridge::BridgeEvent;
     /// let mut events = bridge.events();
@@ -146,11 +146,8 @@ impl SessionBridge {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # request.commit(&mut http::HeaderMap::new()).await?;
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
     /// // Log the tag of browser `client_id`, never the id: it matches across nodes sharing
     /// // the keys.
     /// let tag = bridge.client_tag(&client_id);
@@ -171,11 +168,8 @@ impl SessionBridge {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # request.commit(&mut http::HeaderMap::new()).await?;
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
     /// // `client_id`: a browser whose session was created over HTTP.
     /// let room = bridge.client_room(&client_id);
     /// assert!(!room.contains(client_id.as_str()));
@@ -192,7 +186,7 @@ impl SessionBridge {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// assert_eq!(bridge.mapped_sessions(), 0);
     /// let request = bridge.begin_request(&http::HeaderMap::new());
     /// request.session().insert("user", "ada").await?;
@@ -210,15 +204,10 @@ impl SessionBridge {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # let mut set_cookie = http::HeaderMap::new();
-    /// # request.commit(&mut set_cookie).await?;
-    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-    /// # let mut cookie = http::HeaderMap::new();
-    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let mut browser = session_bridge::testing::Browser::new();
+    /// # let client_id = browser.request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
+    /// # let cookie = browser.headers();
     /// # let socket = bridge.bind_socket(&cookie).await?;
     /// assert_eq!(bridge.active_locks(), 0);
     /// let held = socket.with_session(async |_| bridge.active_locks()).await?;

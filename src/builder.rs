@@ -215,14 +215,9 @@ impl SessionBridgeBuilder {
     /// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]])
     ///     .rolling(true)
     ///     .build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # let mut set_cookie = http::HeaderMap::new();
-    /// # request.commit(&mut set_cookie).await?;
-    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-    /// # let mut cookie = http::HeaderMap::new();
-    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// # let mut browser = session_bridge::testing::Browser::new();
+    /// # let client_id = browser.request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
+    /// # let cookie = browser.headers();
     /// // `cookie`: the `Cookie` header of a browser that has a session. A later request
     /// // that only reads the session still re-sends the session cookie.
     /// let request = bridge.begin_request(&cookie);
@@ -251,14 +246,9 @@ impl SessionBridgeBuilder {
     ///     .max_age(Duration::from_secs(3600))
     ///     .renew(true)
     ///     .build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # let mut set_cookie = http::HeaderMap::new();
-    /// # request.commit(&mut set_cookie).await?;
-    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-    /// # let mut cookie = http::HeaderMap::new();
-    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// # let mut browser = session_bridge::testing::Browser::new();
+    /// # let client_id = browser.request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
+    /// # let cookie = browser.headers();
     /// clock.advance(Duration::from_secs(31 * 60)); // less than half the TTL left
     /// // `cookie`: the `Cookie` header of a browser that has a session.
     /// let request = bridge.begin_request(&cookie);
@@ -397,14 +387,9 @@ impl SessionBridgeBuilder {
     /// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]])
     ///     .client_always_roll(false)
     ///     .build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # let mut set_cookie = http::HeaderMap::new();
-    /// # request.commit(&mut set_cookie).await?;
-    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-    /// # let mut cookie = http::HeaderMap::new();
-    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// # let mut browser = session_bridge::testing::Browser::new();
+    /// # let client_id = browser.request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
+    /// # let cookie = browser.headers();
     /// // A returning browser (`cookie`: its `Cookie` header) whose request changes nothing
     /// // gets no cookie at all.
     /// let mut headers = http::HeaderMap::new();
@@ -621,10 +606,7 @@ impl SessionBridgeBuilder {
     /// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]])
     ///     .store(Arc::clone(&store))
     ///     .build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # request.commit(&mut http::HeaderMap::new()).await?;
+    /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
     /// assert_eq!(store.len(), 1);
     /// # Ok::<_, session_bridge::Error>(())
     /// # }).unwrap();
@@ -645,10 +627,7 @@ impl SessionBridgeBuilder {
     ///     .clock(clock.clone())
     ///     .max_age(Duration::from_secs(60))
     ///     .build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # request.commit(&mut http::HeaderMap::new()).await?;
+    /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
     /// clock.advance(Duration::from_secs(60)); // no sleeping in tests
     /// // The session of browser `client_id` has expired.
     /// assert_eq!(bridge.get_by_client_id(&client_id).await?, None);

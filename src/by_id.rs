@@ -19,11 +19,8 @@ impl SessionBridge {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # request.commit(&mut http::HeaderMap::new()).await?;
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
     /// // `client_id`: a browser whose session was created over HTTP, which made the mapping.
     /// assert!(bridge.get_session_id(&client_id).is_some());
     /// assert_eq!(bridge.get_session_id(&"a client without a session".into()), None);
@@ -41,11 +38,8 @@ impl SessionBridge {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # request.commit(&mut http::HeaderMap::new()).await?;
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
     /// # let session_id = bridge.get_session_id(&client_id).unwrap();
     /// // `client_id`: a browser with a session, created over HTTP; `session_id`: that session.
     /// assert_eq!(bridge.get_client_id(&session_id), Some(client_id));
@@ -64,11 +58,8 @@ impl SessionBridge {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # request.commit(&mut http::HeaderMap::new()).await?;
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
     /// # let session_id = bridge.get_session_id(&client_id).unwrap();
     /// // `session_id`: a live session, created over HTTP.
     /// let data = bridge.get_by_id(&session_id).await?.unwrap_or_default();
@@ -94,11 +85,8 @@ impl SessionBridge {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # request.commit(&mut http::HeaderMap::new()).await?;
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
     /// // `client_id`: a browser whose session was created over HTTP.
     /// let data = bridge.get_by_client_id(&client_id).await?;
     /// let user = data.and_then(|d| d.get("user").cloned());
@@ -124,11 +112,8 @@ impl SessionBridge {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # request.commit(&mut http::HeaderMap::new()).await?;
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
     /// # let session_id = bridge.get_session_id(&client_id).unwrap();
     /// // `client_id`: a browser with a session, created over HTTP; `session_id`: that session.
     /// assert!(bridge.destroy_by_id(&session_id).await?);
@@ -155,11 +140,8 @@ impl SessionBridge {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # request.commit(&mut http::HeaderMap::new()).await?;
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
     /// // Log browser `client_id` out from the server side (an admin action, a ban).
     /// assert!(bridge.destroy_by_client_id(&client_id).await?);
     /// assert_eq!(bridge.get_by_client_id(&client_id).await?, None);
@@ -182,11 +164,8 @@ impl SessionBridge {
     /// ```
     /// # use session_bridge::{Error, SessionBridge};
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # request.commit(&mut http::HeaderMap::new()).await?;
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
     /// # let session_id = bridge.get_session_id(&client_id).unwrap();
     /// // `session_id`: a live session, created over HTTP.
     /// let mut data = bridge.get_by_id(&session_id).await?.unwrap_or_default();
@@ -233,11 +212,8 @@ impl SessionBridge {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # request.commit(&mut http::HeaderMap::new()).await?;
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
     /// use std::time::Duration;
     /// // `client_id`: a browser whose session was created over HTTP.
     /// let data = serde_json::json!({ "user": "grace" }).as_object().cloned();
@@ -274,10 +250,7 @@ impl SessionBridge {
     /// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]])
     ///     .store(Arc::clone(&store))
     ///     .build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # request.commit(&mut http::HeaderMap::new()).await?;
+    /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
     /// # let session_id = bridge.get_session_id(&client_id).unwrap();
     /// let mut events = bridge.events();
     /// // The app rewrites the record of session `session_id` itself, then tells the bridge.
@@ -314,10 +287,7 @@ impl SessionBridge {
     /// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]])
     ///     .store(Arc::clone(&store))
     ///     .build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # request.commit(&mut http::HeaderMap::new()).await?;
+    /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
     /// # let session_id = bridge.get_session_id(&client_id).unwrap();
     /// // `client_id`: a browser with a session, created over HTTP; `session_id`: that session.
     /// store.destroy(session_id.as_str())?;
@@ -334,7 +304,7 @@ impl SessionBridge {
     ///
     /// ```
     /// # use session_bridge::SessionBridge;
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// use session_bridge::BridgeEvent;
     /// let mut events = bridge.events();
     /// bridge.notify_store_cleanup(2);

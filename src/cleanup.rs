@@ -118,10 +118,7 @@ impl SessionBridge {
     ///     .clock(clock.clone())
     ///     .max_age(Duration::from_secs(3600))
     ///     .build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # request.commit(&mut http::HeaderMap::new()).await?;
+    /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
     /// clock.advance(Duration::from_secs(3600));
     /// assert_eq!(bridge.cleanup().await?, 1);
     /// assert_eq!(bridge.mapped_sessions(), 0);
@@ -141,7 +138,7 @@ impl SessionBridge {
     ///
     /// ```
     /// # use session_bridge::SessionBridge;
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// use std::time::Duration;
     /// assert!(bridge.start_auto_cleanup(Some(Duration::from_secs(600))));
     /// assert!(!bridge.start_auto_cleanup(None), "it was already on");
@@ -156,7 +153,7 @@ impl SessionBridge {
     ///
     /// ```
     /// # use session_bridge::SessionBridge;
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// assert!(!bridge.stop_auto_cleanup(), "off by default");
     /// bridge.start_auto_cleanup(None);
     /// assert!(bridge.stop_auto_cleanup());

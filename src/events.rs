@@ -26,7 +26,7 @@ use crate::id::{ClientId, SessionId};
 /// ```
 /// # use session_bridge::SessionBridge;
 /// # futures::executor::block_on(async {
-/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// # let bridge = session_bridge::testing::test_bridge();
 /// use session_bridge::BridgeEvent;
 /// let mut events = bridge.events();
 /// let request = bridge.begin_request(&http::HeaderMap::new());
@@ -191,7 +191,7 @@ impl EventStream {
     ///
     /// ```
     /// # use session_bridge::SessionBridge;
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// use session_bridge::BridgeEvent;
     /// let mut events = bridge.events();
     /// assert_eq!(events.try_next(), None); // nothing buffered: returns at once

@@ -29,7 +29,7 @@ use crate::session::Session;
 ///     ctx.commit(response.headers_mut()).await?;
 ///     Ok(response)
 /// }
-/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// # let bridge = session_bridge::testing::test_bridge();
 /// let response = futures::executor::block_on(handle(&bridge, &HeaderMap::new()))?;
 /// assert_eq!(response.headers().get_all("set-cookie").iter().count(), 2);
 /// # Ok::<(), session_bridge::Error>(())
@@ -83,7 +83,7 @@ impl RequestContext {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// let request = bridge.begin_request(&http::HeaderMap::new());
     /// let session = request.session().clone(); // hand a clone to the handler
     /// session.insert("user", "ada").await?;
@@ -101,15 +101,10 @@ impl RequestContext {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # let mut set_cookie = http::HeaderMap::new();
-    /// # request.commit(&mut set_cookie).await?;
-    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-    /// # let mut cookie = http::HeaderMap::new();
-    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let mut browser = session_bridge::testing::Browser::new();
+    /// # let client_id = browser.request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
+    /// # let cookie = browser.headers();
     /// // `cookie` carries the cookies sent to browser `client_id` on its first visit.
     /// let returning = bridge.begin_request(&cookie);
     /// assert_eq!(returning.client_id(), client_id);
@@ -125,7 +120,7 @@ impl RequestContext {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// let request = bridge.begin_request(&http::HeaderMap::new());
     /// let mut headers = http::HeaderMap::new();
     /// request.commit(&mut headers).await?;

@@ -270,7 +270,7 @@ impl IdTag {
     ///
     /// ```
     /// # use session_bridge::SessionBridge;
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// let tag = bridge.client_tag(&"f3kD9x2LqP0aZ7mN4vB8cR1tY6uE5wQs".into());
     /// assert_eq!(tag.to_string(), format!("#{}", tag.as_str())); // `Display` adds a `#`
     /// # Ok::<(), session_bridge::Error>(())

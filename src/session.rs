@@ -175,7 +175,7 @@ impl Session {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// # let request = bridge.begin_request(&http::HeaderMap::new());
     /// # let session = request.session().clone();
     /// session.insert("user", "ada").await?;
@@ -196,7 +196,7 @@ impl Session {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// # let request = bridge.begin_request(&http::HeaderMap::new());
     /// # let session = request.session();
     /// assert_eq!(session.session_id().await?, None); // no session yet
@@ -226,15 +226,10 @@ impl Session {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # let mut set_cookie = http::HeaderMap::new();
-    /// # request.commit(&mut set_cookie).await?;
-    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-    /// # let mut cookie = http::HeaderMap::new();
-    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let mut browser = session_bridge::testing::Browser::new();
+    /// # let client_id = browser.request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
+    /// # let cookie = browser.headers();
     /// // `cookie` carries the cookies of an earlier response that created the session.
     /// let returning = bridge.begin_request(&cookie);
     /// assert!(!returning.session().is_new().await?);
@@ -255,7 +250,7 @@ impl Session {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// # let request = bridge.begin_request(&http::HeaderMap::new());
     /// # let session = request.session();
     /// use session_bridge::Error;
@@ -281,7 +276,7 @@ impl Session {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// # let request = bridge.begin_request(&http::HeaderMap::new());
     /// # let session = request.session();
     /// use serde_json::json;
@@ -303,7 +298,7 @@ impl Session {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// # let request = bridge.begin_request(&http::HeaderMap::new());
     /// # let session = request.session();
     /// #[derive(serde::Serialize, serde::Deserialize)]
@@ -328,7 +323,7 @@ impl Session {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// # let request = bridge.begin_request(&http::HeaderMap::new());
     /// # let session = request.session();
     /// session.insert_value("flags", serde_json::json!(["beta", "dark-mode"])).await?;
@@ -354,7 +349,7 @@ impl Session {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// # let request = bridge.begin_request(&http::HeaderMap::new());
     /// # let session = request.session();
     /// // A one-shot flash message: read it and drop it.
@@ -380,7 +375,7 @@ impl Session {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// # let request = bridge.begin_request(&http::HeaderMap::new());
     /// # let session = request.session();
     /// session.insert("step", 2).await?;
@@ -409,7 +404,7 @@ impl Session {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// # let request = bridge.begin_request(&http::HeaderMap::new());
     /// # let session = request.session();
     /// let mut data = serde_json::Map::new();
@@ -439,7 +434,7 @@ impl Session {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// # let request = bridge.begin_request(&http::HeaderMap::new());
     /// # let session = request.session();
     /// session.insert("cart", [3, 5]).await?;
@@ -460,7 +455,7 @@ impl Session {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// # let request = bridge.begin_request(&http::HeaderMap::new());
     /// # let session = request.session();
     /// session.insert("user", "ada").await?;
@@ -483,7 +478,7 @@ impl Session {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// # let request = bridge.begin_request(&http::HeaderMap::new());
     /// # let session = request.session();
     /// assert!(session.is_empty().await?);
@@ -505,15 +500,10 @@ impl Session {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # let mut set_cookie = http::HeaderMap::new();
-    /// # request.commit(&mut set_cookie).await?;
-    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-    /// # let mut cookie = http::HeaderMap::new();
-    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let mut browser = session_bridge::testing::Browser::new();
+    /// # let client_id = browser.request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
+    /// # let cookie = browser.headers();
     /// // Logout of browser `client_id`: `cookie` carries the cookies it was sent.
     /// let logout = bridge.begin_request(&cookie);
     /// logout.session().destroy().await?;
@@ -550,15 +540,10 @@ impl Session {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
-    /// # let request = bridge.begin_request(&http::HeaderMap::new());
-    /// # request.session().insert("user", "ada").await?;
-    /// # let client_id = request.client_id();
-    /// # let mut set_cookie = http::HeaderMap::new();
-    /// # request.commit(&mut set_cookie).await?;
-    /// # let pairs: Vec<&str> = set_cookie.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap()).collect();
-    /// # let mut cookie = http::HeaderMap::new();
-    /// # cookie.insert("cookie", pairs.join("; ").parse().unwrap());
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let mut browser = session_bridge::testing::Browser::new();
+    /// # let client_id = browser.request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
+    /// # let cookie = browser.headers();
     /// // Login of browser `client_id`: `cookie` carries the cookies of its pre-login session.
     /// let login = bridge.begin_request(&cookie);
     /// let before = login.session().session_id().await?;
@@ -595,7 +580,7 @@ impl Session {
     /// ```
     /// # use session_bridge::SessionBridge;
     /// # futures::executor::block_on(async {
-    /// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+    /// # let bridge = session_bridge::testing::test_bridge();
     /// # let request = bridge.begin_request(&http::HeaderMap::new());
     /// # let session = request.session();
     /// use std::time::Duration;

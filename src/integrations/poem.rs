@@ -73,7 +73,7 @@ impl ResponseError for Error {
 ///     session.insert("user", "ada").await.map_err(poem::error::InternalServerError)?;
 ///     Ok("welcome")
 /// }
-/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// # let bridge = session_bridge::testing::test_bridge();
 /// let app = login.with(SessionMiddleware::new(bridge));
 /// let response = futures::executor::block_on(app.call(Request::default()))?;
 /// assert_eq!(response.headers().get_all("set-cookie").iter().count(), 2);
@@ -119,7 +119,7 @@ impl<E: Endpoint> Middleware<E> for SessionMiddleware {
 /// use session_bridge::SessionBridge;
 /// use session_bridge::integrations::poem::{SessionEndpoint, SessionMiddleware};
 /// # #[handler] fn index() -> &'static str { "hi" }
-/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// # let bridge = session_bridge::testing::test_bridge();
 /// let app: SessionEndpoint<_> = index.with(SessionMiddleware::new(bridge));
 /// # Ok::<(), session_bridge::Error>(())
 /// ```

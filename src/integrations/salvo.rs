@@ -89,7 +89,7 @@ fn empty(res: &mut Response, status: StatusCode) {
 ///     session.insert("user", "ada").await.map_err(|_| StatusError::internal_server_error())?;
 ///     Ok("welcome")
 /// }
-/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// # let bridge = session_bridge::testing::test_bridge();
 /// // In an app: `Router::new().hoop(SessionHandler::new(bridge)).get(login)`; here, by hand:
 /// let mut chain = FlowCtrl::new(vec![Arc::new(SessionHandler::new(bridge)), Arc::new(login)]);
 /// let (mut req, mut depot, mut res) = (Request::new(), Depot::new(), Response::new());

@@ -125,13 +125,10 @@ pub async fn bind_session<A: Adapter>(
 /// # use session_bridge::integrations::socketioxide::bind_session;
 /// # use socketioxide::{SocketIo, extract::SocketRef, handler::ConnectHandler};
 /// # futures::executor::block_on(async {
-/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// # let bridge = session_bridge::testing::test_bridge();
 /// # let (_layer, io) = SocketIo::builder().with_state(bridge.clone()).build_layer();
 /// # io.ns("/", (async |_s: SocketRef| {}).with(bind_session));
-/// # let request = bridge.begin_request(&http::HeaderMap::new());
-/// # request.session().insert("user", "ada").await?;
-/// # let client_id = request.client_id();
-/// # request.commit(&mut http::HeaderMap::new()).await?;
+/// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
 /// use session_bridge::integrations::socketioxide::disconnect_client;
 /// // Logout of browser `client_id` over HTTP: close its sockets too.
 /// bridge.destroy_by_client_id(&client_id).await?;
@@ -157,13 +154,10 @@ pub async fn disconnect_client<A: Adapter>(
 /// # use session_bridge::integrations::socketioxide::bind_session;
 /// # use socketioxide::{SocketIo, extract::SocketRef, handler::ConnectHandler};
 /// # futures::executor::block_on(async {
-/// # let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]]).build()?;
+/// # let bridge = session_bridge::testing::test_bridge();
 /// # let (_layer, io) = SocketIo::builder().with_state(bridge.clone()).build_layer();
 /// # io.ns("/", (async |_s: SocketRef| {}).with(bind_session));
-/// # let request = bridge.begin_request(&http::HeaderMap::new());
-/// # request.session().insert("user", "ada").await?;
-/// # let client_id = request.client_id();
-/// # request.commit(&mut http::HeaderMap::new()).await?;
+/// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
 /// use session_bridge::integrations::socketioxide::emit_to_client;
 /// // Tell every tab of browser `client_id` that its cart changed.
 /// let cart = serde_json::json!({ "items": 3 });
