@@ -128,10 +128,10 @@ pub(crate) struct KeyRing {
 
 /// A verified cookie value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Verified {
-    pub(crate) id: String,
+struct Verified {
+    id: String,
     /// Verified with an older key: re-send it signed with the newest (C2).
-    pub(crate) stale_key: bool,
+    stale_key: bool,
 }
 
 impl KeyRing {
@@ -162,7 +162,7 @@ impl KeyRing {
 
     /// C2: split at the last `.`, check the id's shape, compare the MAC in constant time
     /// against each key, newest first.
-    pub(crate) fn verify(&self, name: &str, value: &str, ids: &dyn IdGen) -> Option<Verified> {
+    fn verify(&self, name: &str, value: &str, ids: &dyn IdGen) -> Option<Verified> {
         let (id, sig) = value.rsplit_once('.')?;
         if sig.len() != SIG_LEN || !ids.is_valid(id) {
             return None;
