@@ -39,7 +39,7 @@ Feature: Cookie wire format — signed ids bound to their cookie name
     And Bob got a new client id
 
   @C4
-  Scenario: Among cookies with the same name, the first one that verifies wins
+  Scenario: Among cookies with the same name, the ones that do not verify are skipped
     Given Alice has a session holding n = 1
     When a request arrives with these Cookie headers and reads the session:
       | app.sid=garbage; app.sid.cid=bad; app.sid={Alice's session cookie}; app.sid.cid={Alice's client cookie} |
@@ -48,11 +48,26 @@ Feature: Cookie wire format — signed ids bound to their cookie name
     And the session is {"n":1}
 
   @C4 @H2c
-  Scenario: The first verifying session cookie wins even when it belongs to another browser
+  Scenario Outline: The pair that belongs together wins, whatever the order of a tossed cookie
     Given Alice has a session holding n = 1
     And Bob has a session holding n = 7
     When a request arrives with these Cookie headers and reads the session:
+      | <cookies> |
+    Then the request succeeded
+    And the session is {"n":1}
+
+    Examples:
+      | cookies                                                                                              |
       | app.sid.cid={Alice's client cookie}; app.sid={Bob's session cookie}; app.sid={Alice's session cookie} |
+      | app.sid.cid={Alice's client cookie}; app.sid={Alice's session cookie}; app.sid={Bob's session cookie} |
+      | app.sid.cid={Bob's client cookie}; app.sid.cid={Alice's client cookie}; app.sid={Alice's session cookie} |
+
+  @C4
+  Scenario: Two verified values of one name that no pair ties together are both distrusted
+    Given Alice has a session holding n = 1
+    And Bob has a session holding n = 7
+    When a request arrives with these Cookie headers and reads the session:
+      | app.sid={Bob's session cookie}; app.sid={Alice's session cookie} |
     Then the request succeeded
     And the session is {}
     And the response sets no session cookie

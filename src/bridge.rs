@@ -111,7 +111,7 @@ impl SessionBridge {
     /// ```
     ///
     /// # Errors
-    /// [`Error::ForbiddenOrigin`] when the handshake's `Origin` is neither same-origin nor
+    /// [`Error::ForbiddenOrigin`](crate::Error::ForbiddenOrigin) when the handshake's `Origin` is neither same-origin nor
     /// allowed ([`SessionBridgeBuilder::allowed_origins`]); a store error while attaching an
     /// existing session.
     pub async fn bind_socket(&self, headers: &HeaderMap) -> Result<SocketSession> {

@@ -12,7 +12,7 @@ use crate::clock::{Clock, SystemClock, millis};
 use crate::cookies::{
     CookieAttrs, CookieConfig, Key, KeyRing, is_valid_attribute, is_valid_cookie_name,
 };
-use crate::engine::{Engine, Refresh};
+use crate::engine::{Engine, Policy};
 use crate::error::{Error, Result};
 use crate::gateway::Gateway;
 use crate::id::{IdGen, RandomIdGen};
@@ -29,7 +29,7 @@ const YEAR: u64 = 365 * DAY;
 /// | option | default |
 /// |---|---|
 /// | `key` | random `sb.<id>` (with a warning: cookies die on restart) |
-/// | `keys` | one random key (with a warning) |
+/// | `keys` | none: a build error, unless [`ephemeral_keys`](SessionBridgeBuilder::ephemeral_keys) asks for random development keys |
 /// | `signed` | `true` |
 /// | `store` | [`LiveStore`] |
 /// | `max_age` | 30 days (1 minute ..= 1 year) |
@@ -46,6 +46,9 @@ const YEAR: u64 = 365 * DAY;
 /// | `max_session_bytes` | 64 KiB |
 /// | `event_buffer` | 1024 events per subscriber |
 /// | `allowed_origins` | none: sockets only from same-origin pages (or without `Origin`) |
+/// | `absolute_timeout` | none (1 minute ..= 400 days): a session dies that long after its creation, whatever refreshed it |
+/// | `commit_on_server_error` | `false`: a 5xx response commits nothing |
+/// | `rotate_client_on_destroy` | `false`: a destroyed session's browser keeps its client id |
 ///
 /// ```
 /// use session_bridge::{SameSite, SessionBridge};
@@ -85,6 +88,10 @@ pub struct SessionBridgeBuilder {
     max_session_bytes: usize,
     event_buffer: usize,
     allowed_origins: Vec<String>,
+    ephemeral_keys: bool,
+    absolute_timeout: Option<Duration>,
+    commit_on_server_error: bool,
+    rotate_client_on_destroy: bool,
 }
 
 impl Default for SessionBridgeBuilder {
@@ -113,6 +120,10 @@ impl Default for SessionBridgeBuilder {
             max_session_bytes: 64 * 1024,
             event_buffer: 1024,
             allowed_origins: Vec::new(),
+            ephemeral_keys: false,
+            absolute_timeout: None,
+            commit_on_server_error: false,
+            rotate_client_on_destroy: false,
         }
     }
 }
@@ -480,6 +491,21 @@ impl SessionBridgeBuilder {
     /// assert!(client.starts_with("app.sid.cid="));
     /// # Ok::<(), session_bridge::Error>(())
     /// ```
+    ///
+    /// In production prefer a `__Host-` name (`__Host-app.sid`): browsers then keep the cookie
+    /// only if it is `Secure`, has path `/` and no domain, so a sibling subdomain cannot plant
+    /// or toss it (C5). The builder refuses a `__Host-` or `__Secure-` name whose attributes
+    /// break the prefix's rules.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// let strict = SessionBridge::builder().key("__Host-app.sid").keys([[7u8; 32]]).build();
+    /// assert!(strict.is_ok());
+    /// let broken = SessionBridge::builder().key("__Host-app.sid").keys([[7u8; 32]])
+    ///     .domain("example.com")
+    ///     .build();
+    /// assert!(broken.is_err());
+    /// ```
     pub fn key(mut self, name: impl Into<String>) -> Self {
         self.key = Some(name.into());
         self
@@ -704,6 +730,55 @@ impl SessionBridgeBuilder {
         self
     }
 
+    /// Without [`keys`](Self::keys), sign with random keys made at start (O1): for development
+    /// only, since every restart then logs every browser out. A warning is logged at every
+    /// start. Without this and without keys, [`build`](Self::build) fails.
+    ///
+    /// ```
+    /// # use session_bridge::{Error, SessionBridge};
+    /// let dev = SessionBridge::builder().key("app.sid").ephemeral_keys(true).build();
+    /// assert!(dev.is_ok());
+    /// let missing = SessionBridge::builder().key("app.sid").build();
+    /// assert!(matches!(missing, Err(Error::InvalidOption { option: "keys", .. })));
+    /// ```
+    pub fn ephemeral_keys(mut self, on: bool) -> Self {
+        self.ephemeral_keys = on;
+        self
+    }
+
+    /// H9: a session dies `timeout` after its creation, whatever rolling, renew, socket
+    /// activity or `regenerate` did (1 minute ..= 400 days; off by default). Its cookie's
+    /// `Max-Age` never passes that instant either.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let bridge = session_bridge::SessionBridge::builder().key("app.sid").keys([[7u8; 32]])
+    ///     .rolling(true)
+    ///     .absolute_timeout(Duration::from_secs(12 * 3600)) // a working day, then log in again
+    ///     .build()?;
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
+    pub fn absolute_timeout(mut self, timeout: Duration) -> Self {
+        self.absolute_timeout = Some(timeout);
+        self
+    }
+
+    /// H10: whether a response with a 5xx status still commits the handler's session changes
+    /// (default `false`: a failed request changes nothing; the client cookie may still be
+    /// sent). Applies to [`RequestContext::commit_response`](crate::RequestContext::commit_response),
+    /// which the poem and salvo glue use.
+    pub fn commit_on_server_error(mut self, on: bool) -> Self {
+        self.commit_on_server_error = on;
+        self
+    }
+
+    /// H8: whether destroying a session also gives the browser a new client id (default
+    /// `false`, as in the original: an open socket then follows the browser's next session).
+    pub fn rotate_client_on_destroy(mut self, on: bool) -> Self {
+        self.rotate_client_on_destroy = on;
+        self
+    }
+
     /// Checks every option and builds the bridge.
     ///
     /// # Errors
@@ -772,6 +847,24 @@ impl SessionBridgeBuilder {
         if client_name == key {
             return Err(Error::option("client_key", "must differ from `key`"));
         }
+        // C5: browsers only store prefixed cookies that keep the prefix's promise; refuse a
+        // configuration whose every cookie the browser would drop.
+        for (option, name) in [("key", &key), ("client_key", &client_name)] {
+            if name.starts_with("__Host-")
+                && (!self.secure || self.path != "/" || self.domain.is_some())
+            {
+                return Err(Error::option(
+                    option,
+                    "a `__Host-` cookie needs `secure(true)`, path `/` and no `domain`",
+                ));
+            }
+            if name.starts_with("__Secure-") && !self.secure {
+                return Err(Error::option(
+                    option,
+                    "a `__Secure-` cookie needs `secure(true)`",
+                ));
+            }
+        }
         if !self.path.starts_with('/') || !is_valid_attribute(&self.path) {
             return Err(Error::option(
                 "path",
@@ -803,11 +896,30 @@ impl SessionBridgeBuilder {
             keys.push(k?);
         }
         if keys.is_empty() {
+            if !self.ephemeral_keys {
+                return Err(Error::option(
+                    "keys",
+                    "no signing keys: set `keys` (newest first), or `ephemeral_keys(true)` for development",
+                ));
+            }
             tracing::warn!(
-                "no signing keys set: using a random one, so signed cookies will not survive a restart"
+                "ephemeral signing keys: every restart logs every browser out (development only)"
             );
             keys.push(Key::generate());
         }
+        let absolute_timeout = match self.absolute_timeout {
+            Some(d) => {
+                let ms = millis(d);
+                if !(MINUTE..=400 * DAY).contains(&ms) {
+                    return Err(Error::option(
+                        "absolute_timeout",
+                        "must be between 1 minute and 400 days",
+                    ));
+                }
+                Some(ms)
+            }
+            None => None,
+        };
         let keys = KeyRing::new(keys).ok_or_else(|| Error::option("keys", "must not be empty"))?;
         let store = match self.store {
             Some(s) => s,
@@ -831,13 +943,16 @@ impl SessionBridgeBuilder {
         )
         .browser_session(self.browser_session)
         .client_cookie(client_max_age, self.client_always_roll);
-        let gateway = Gateway::new(store, self.clock, max_age, self.max_session_bytes, tag_key);
+        let gateway = Gateway::new(store, self.clock, max_age, self.max_session_bytes, tag_key)
+            .absolute_timeout(absolute_timeout);
         let engine = Engine::new(
             gateway,
             cookies,
             self.ids,
-            Refresh::new(self.rolling, self.renew),
-            OriginPolicy::new(self.allowed_origins),
+            Policy::new(self.rolling, self.renew)
+                .commit_on_server_error(self.commit_on_server_error)
+                .rotate_client_on_destroy(self.rotate_client_on_destroy),
+            OriginPolicy::new(self.allowed_origins).https(self.secure),
             self.event_buffer,
         );
         Ok(SessionBridge::new(

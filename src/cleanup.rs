@@ -127,7 +127,7 @@ impl SessionBridge {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Unsupported`] when the store has no `list`; a store error.
+    /// [`Error::Unsupported`](crate::Error::Unsupported) when the store has no `list`; a store error.
     pub async fn cleanup(&self) -> Result<usize> {
         self.engine().cleanup().await
     }

@@ -16,10 +16,14 @@ use hmac::{KeyInit, Mac};
 use http::{HeaderMap, HeaderValue, header};
 
 use crate::error::Error;
-use crate::id::IdGen;
+use crate::id::{IdGen, IdTag};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
+/// Owner tags (ST2): their own domain label, so they never equal a room or log tag.
+const OWNER_TAG_DOMAIN: &str = "record-owner";
+/// 22 base64url chars = 132 bits: no collision between clients in practice.
+const OWNER_TAG_LEN: usize = 22;
 /// Length of the base64url signature of a cookie.
 const SIG_LEN: usize = 43;
 
@@ -180,29 +184,60 @@ impl KeyRing {
     }
 }
 
-/// Every value of cookie `name` in the request's `Cookie` headers, in order (C4).
+/// At most this many values of one cookie name are verified per request (C6): a header
+/// stuffed with candidates costs a bounded number of MACs.
+pub(crate) const MAX_CANDIDATES: usize = 8;
+
+/// The values of cookie `name` in the request's `Cookie` headers, in order (C4), at most
+/// [`MAX_CANDIDATES`].
 ///
-/// Malformed pairs are skipped; nothing here allocates except the returned slices' vector.
+/// Parsed byte by byte (C6): a malformed pair (no `=`, a byte outside visible ASCII) is skipped
+/// on its own and the other pairs of the line still count. One pass over the header; nothing
+/// allocates except the returned slices' vector.
 pub(crate) fn request_values<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
     let mut out = Vec::new();
     for value in headers.get_all(header::COOKIE) {
-        let Ok(text) = value.to_str() else { continue };
-        for pair in text.split(';') {
-            let Some((k, v)) = pair.split_once('=') else {
+        for pair in value.as_bytes().split(|b| *b == b';') {
+            let Some(eq) = pair.iter().position(|b| *b == b'=') else {
                 continue;
             };
-            if k.trim() == name {
-                let v = v.trim();
-                // RFC 6265 allows a quoted value.
-                let v = v
-                    .strip_prefix('"')
-                    .and_then(|v| v.strip_suffix('"'))
-                    .unwrap_or(v);
-                out.push(v);
+            let (k, v) = (trim(&pair[..eq]), trim(&pair[eq + 1..]));
+            if k != name.as_bytes() {
+                continue;
             }
+            // RFC 6265 allows a quoted value.
+            let v = v
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
+                .unwrap_or(v);
+            // Only visible ASCII: anything else is not one of our values (and not UTF-8 safe).
+            if !v.iter().all(|b| b.is_ascii_graphic()) {
+                continue;
+            }
+            let Ok(v) = std::str::from_utf8(v) else {
+                continue;
+            };
+            if out.len() == MAX_CANDIDATES {
+                return out;
+            }
+            out.push(v);
         }
     }
     out
+}
+
+/// `bytes` without leading and trailing spaces and tabs.
+fn trim(bytes: &[u8]) -> &[u8] {
+    let is_space = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes
+        .iter()
+        .position(|b| !is_space(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_space(b))
+        .map_or(start, |i| i + 1);
+    &bytes[start..end.max(start)]
 }
 
 /// Attributes shared by the session and the client cookie (SPEC H5, H8).
@@ -288,12 +323,17 @@ impl fmt::Debug for CookieConfig {
 }
 
 /// A cookie id read from a request, and whether it must be re-signed with the newest key.
+#[derive(Clone)]
 pub(crate) struct ReadId {
     id: String,
     stale: bool,
 }
 
 impl ReadId {
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
     /// The id, and whether it verified with an older key (C2: re-sign it).
     pub(crate) fn into_parts(self) -> (String, bool) {
         (self.id, self.stale)
@@ -348,19 +388,51 @@ impl CookieConfig {
         self.keys.newest().bytes()
     }
 
-    /// The client id the request's client cookie carries, if one verifies (H1).
-    pub(crate) fn read_client(&self, headers: &HeaderMap) -> Option<ReadId> {
+    /// The owner tag a record of client `cid` carries (ST2): keyed with the newest key.
+    pub(crate) fn owner_tag(&self, cid: &str) -> String {
+        IdTag::new(self.tag_key(), OWNER_TAG_DOMAIN, cid, OWNER_TAG_LEN)
+            .as_str()
+            .to_owned()
+    }
+
+    /// Whether `owner` is client `cid`'s tag under any key of the ring (a record written
+    /// before a key rotation still belongs to its client).
+    pub(crate) fn is_owner(&self, owner: &str, cid: &str) -> bool {
+        self.keys.keys.iter().any(|key| {
+            IdTag::new(key.bytes(), OWNER_TAG_DOMAIN, cid, OWNER_TAG_LEN).as_str() == owner
+        })
+    }
+
+    /// Every distinct client id the request's client cookies carry that verifies (H1, C4).
+    pub(crate) fn read_clients(&self, headers: &HeaderMap) -> Vec<ReadId> {
         self.read(headers, &self.client_name)
     }
 
-    /// The session id the request's session cookie carries, if one verifies (H2).
-    pub(crate) fn read_session(&self, headers: &HeaderMap) -> Option<ReadId> {
+    /// Every distinct session id the request's session cookies carry that verifies (H2, C4).
+    pub(crate) fn read_sessions(&self, headers: &HeaderMap) -> Vec<ReadId> {
         self.read(headers, &self.session_name)
     }
 
-    /// The first candidate of cookie `name` that verifies wins (C4).
-    fn read(&self, headers: &HeaderMap, name: &str) -> Option<ReadId> {
-        request_values(headers, name).into_iter().find_map(|value| {
+    /// The name of the client cookie (for a warning that names a cookie by name only).
+    pub(crate) fn client_name(&self) -> &str {
+        &self.client_name
+    }
+
+    /// Every candidate of cookie `name` that verifies, deduplicated by id, in order (C4).
+    fn read(&self, headers: &HeaderMap, name: &str) -> Vec<ReadId> {
+        let mut out: Vec<ReadId> = Vec::new();
+        for value in request_values(headers, name) {
+            if let Some(read) = self.verify_one(name, value)
+                && !out.iter().any(|r| r.id == read.id)
+            {
+                out.push(read);
+            }
+        }
+        out
+    }
+
+    fn verify_one(&self, name: &str, value: &str) -> Option<ReadId> {
+        {
             if self.signed {
                 self.keys
                     .verify(name, value, self.ids.as_ref())
@@ -374,7 +446,7 @@ impl CookieConfig {
                     stale: false,
                 })
             }
-        })
+        }
     }
 
     fn value(&self, name: &str, id: &str) -> String {

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::clock::Clock;
-use crate::cookies::CookieConfig;
+use crate::cookies::{CookieConfig, ReadId};
 use crate::error::{Error, Result};
 use crate::events::{BridgeEvent, EventStream, Events};
-use crate::gateway::{Fetched, Gateway, Loaded, Written};
+use crate::gateway::{Base, Fetched, Gateway, Loaded, Written};
 use crate::id::{ClientId, IdGen, IdTag};
 use crate::locks::LockTable;
 use crate::mapping::Mapping;
@@ -54,16 +54,34 @@ impl RetiredClients {
 /// How many times a write retries when another writer moved the record (ST5).
 pub(crate) const WRITE_ATTEMPTS: u32 = 4;
 
-/// When an unchanged session is written anyway to move its expiry (H5 `rolling` / `renew`).
+/// The HTTP commit policy: when an unchanged session is written anyway to move its expiry
+/// (H5 `rolling` / `renew`), whether a 5xx response commits (H10), whether a destroy rotates
+/// the client id (H8).
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Refresh {
+pub(crate) struct Policy {
     rolling: bool,
     renew: bool,
+    commit_on_server_error: bool,
+    rotate_client_on_destroy: bool,
 }
 
-impl Refresh {
+impl Policy {
     pub(crate) fn new(rolling: bool, renew: bool) -> Self {
-        Self { rolling, renew }
+        Self {
+            rolling,
+            renew,
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn commit_on_server_error(mut self, on: bool) -> Self {
+        self.commit_on_server_error = on;
+        self
+    }
+
+    pub(crate) fn rotate_client_on_destroy(mut self, on: bool) -> Self {
+        self.rotate_client_on_destroy = on;
+        self
     }
 }
 
@@ -75,7 +93,7 @@ pub(crate) struct Engine {
     locks: LockTable,
     ids: Arc<dyn IdGen>,
     cookies: CookieConfig,
-    refresh: Refresh,
+    policy: Policy,
     origins: OriginPolicy,
     retired: std::sync::Mutex<RetiredClients>,
 }
@@ -88,7 +106,7 @@ impl Engine {
         gateway: Gateway,
         cookies: CookieConfig,
         ids: Arc<dyn IdGen>,
-        refresh: Refresh,
+        policy: Policy,
         origins: OriginPolicy,
         event_buffer: usize,
     ) -> Self {
@@ -99,7 +117,7 @@ impl Engine {
             locks: LockTable::default(),
             ids,
             cookies,
-            refresh,
+            policy,
             origins,
             retired: Default::default(),
         }
@@ -123,6 +141,37 @@ impl Engine {
         self.ids.generate()
     }
 
+    /// The client id and the session id a request's cookies carry, after C4: a (client,
+    /// session) pair the mapping ties together wins over any other candidate, whatever the
+    /// order; otherwise, when two different values of one name verify, neither is trusted (the
+    /// request is treated as carrying no such cookie) and a warning names the cookie.
+    pub(crate) fn read_ids(&self, headers: &http::HeaderMap) -> (Option<ReadId>, Option<ReadId>) {
+        let clients = self.cookies.read_clients(headers);
+        let sessions = self.cookies.read_sessions(headers);
+        if clients.len() > 1 || sessions.len() > 1 {
+            for client in &clients {
+                let mapped = self.mapping.session_id(client.id());
+                if let Some(session) = sessions.iter().find(|s| mapped.as_deref() == Some(s.id())) {
+                    return (Some(client.clone()), Some(session.clone()));
+                }
+            }
+        }
+        let only = |mut found: Vec<ReadId>, name: &str| {
+            if found.len() > 1 {
+                tracing::warn!(
+                    cookie = name,
+                    "several different values of one cookie verify; trusting none of them"
+                );
+                return None;
+            }
+            found.pop()
+        };
+        (
+            only(clients, self.cookies.client_name()),
+            only(sessions, self.cookies.session_name()),
+        )
+    }
+
     /// Whether a socket handshake's `Origin` may open a socket.
     pub(crate) fn origin_allows(&self, headers: &http::HeaderMap) -> bool {
         self.origins.allows(headers)
@@ -131,8 +180,18 @@ impl Engine {
     /// Whether an unchanged session with record `base` is rewritten now to move its expiry.
     pub(crate) fn refresh_due(&self, base: &Record) -> bool {
         let renew_due =
-            self.refresh.renew && base.expires_at.saturating_sub(self.now()) < base.ttl / 2;
-        self.refresh.rolling || renew_due
+            self.policy.renew && base.expires_at.saturating_sub(self.now()) < base.ttl / 2;
+        self.policy.rolling || renew_due
+    }
+
+    /// H10: whether a response with this status commits the request's session changes.
+    pub(crate) fn commits(&self, status: http::StatusCode) -> bool {
+        !status.is_server_error() || self.policy.commit_on_server_error
+    }
+
+    /// H8: whether destroying a session gives the browser a new client id.
+    pub(crate) fn rotates_client_on_destroy(&self) -> bool {
+        self.policy.rotate_client_on_destroy
     }
 
     /// The session id mapped to `cid` (B1).
@@ -205,11 +264,18 @@ impl Engine {
             // (c) another client's: ignore the cookie
             Some(_) => Ok(None),
             None => {
-                // (b) live and unclaimed: attach; (d) unknown: ignore
+                // (b) live, unclaimed and owned by this client: attach; (d) unknown: ignore.
+                // A live record owned by another client is never adopted: a tossed session
+                // cookie must not move a victim into the attacker's session (ST2).
                 let Some(loaded) = self.load(sid).await? else {
                     return Ok(None);
                 };
-                if self.claim(cid, sid, loaded.record().expires_at) {
+                let owned = loaded
+                    .record()
+                    .owner
+                    .as_deref()
+                    .is_none_or(|owner| self.cookies.is_owner(owner, cid));
+                if owned && self.claim(cid, sid, loaded.record().expires_at) {
                     Ok(Some(loaded))
                 } else {
                     Ok(None)
@@ -342,11 +408,26 @@ impl Engine {
         for _ in 0..WRITE_ATTEMPTS {
             let mut data = current.data().clone();
             apply(&mut data);
+            // An owner tag made with an older key is re-made with the newest one at this
+            // write, as cookies are re-signed, so the old key can be retired later (ST2).
+            let base = match self.retagged(sid, current.record()) {
+                Some(owner) => std::borrow::Cow::Owned(Record {
+                    owner: Some(owner),
+                    ..current.record().clone()
+                }),
+                None => std::borrow::Cow::Borrowed(current.record()),
+            };
+            let refresh = refresh || base.owner != current.record().owner;
             match self
                 .gateway
-                .write(sid, &data, Some(current.record()), ttl, refresh)
+                .write(sid, &data, Base::Existing(&base), ttl, refresh)
                 .await?
             {
+                Written::Gone => {
+                    // Its absolute time ran out (H9): destroyed by the write, never resurrected.
+                    self.announce_destroy(sid);
+                    return Ok(None);
+                }
                 Written::Unchanged => {
                     let (record, _) = current.into_parts();
                     return Ok(Some(Loaded::new(record, data)));
@@ -373,20 +454,37 @@ impl Engine {
         })
     }
 
-    /// Creates a session under a fresh `sid` for `cid` (H4, H6).
+    /// The newest-key owner tag for `record` of `sid` when its tag was made with an older key.
+    fn retagged(&self, sid: &str, record: &Record) -> Option<String> {
+        let owner = record.owner.as_deref()?;
+        let cid = self.mapping.client_id(sid)?;
+        let newest = self.cookies.owner_tag(&cid);
+        (owner != newest && self.cookies.is_owner(owner, &cid)).then_some(newest)
+    }
+
+    /// Creates a session under a fresh `sid` owned by `cid` (H4, H6, ST2). `created_at`:
+    /// the creation time a regenerated session keeps (H9); `None` for a new one. `Ok(None)`:
+    /// its absolute time had already run out, so it was not created.
     pub(crate) async fn create(
         &self,
         cid: &str,
         sid: &str,
         data: &Map<String, Value>,
         ttl: Option<u64>,
-    ) -> Result<Loaded> {
-        match self.gateway.write(sid, data, None, ttl, true).await? {
+        created_at: Option<u64>,
+    ) -> Result<Option<Loaded>> {
+        let owner = self.cookies.owner_tag(cid);
+        let base = Base::New {
+            owner: Some(&owner),
+            created_at,
+        };
+        match self.gateway.write(sid, data, base, ttl, true).await? {
             Written::Stored { record, .. } => {
                 self.announce_created(cid, sid, record.expires_at);
                 self.retire_expired_mappings().await;
-                Ok(Loaded::new(record, data.clone()))
+                Ok(Some(Loaded::new(record, data.clone())))
             }
+            Written::Gone => Ok(None),
             // A fresh random id is taken: never overwrite it (ST5).
             Written::Unchanged | Written::Conflict => Err(Error::Conflict { attempts: 1 }),
         }

@@ -53,8 +53,23 @@ pub(crate) enum Fetched {
 }
 
 /// What `write` did.
+/// What a write starts from: the stored record the change was made on, or a new session.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Base<'a> {
+    Existing(&'a Record),
+    /// A new record: owned by `owner` (a keyed tag, H2 b), created at `created_at` (now when
+    /// `None`; a regenerated session keeps its creation time, H9).
+    New {
+        owner: Option<&'a str>,
+        created_at: Option<u64>,
+    },
+}
+
 #[derive(Debug)]
 pub(crate) enum Written {
+    /// Its time ran out before it could be written (the absolute timeout, H9): an existing
+    /// record was destroyed, a new one not created.
+    Gone,
     /// Same text and no refresh asked: nothing written (GW2).
     Unchanged,
     /// Written; `data_changed` is false for a TTL-only refresh.
@@ -69,6 +84,8 @@ pub(crate) struct Gateway {
     default_ttl: u64,
     max_session_bytes: usize,
     tag_key: Vec<u8>,
+    /// H9: a session dies this long after `created_at`, whatever refreshed it (ms).
+    absolute_timeout: Option<u64>,
 }
 
 impl Gateway {
@@ -85,7 +102,25 @@ impl Gateway {
             default_ttl,
             max_session_bytes,
             tag_key,
+            absolute_timeout: None,
         }
+    }
+
+    /// H9: sessions die `ms` after their creation, whatever refreshed them.
+    pub(crate) fn absolute_timeout(mut self, ms: Option<u64>) -> Self {
+        self.absolute_timeout = ms;
+        self
+    }
+
+    /// The latest expiry a record created at `created_at` may have (H9).
+    fn deadline(&self, created_at: u64) -> u64 {
+        self.absolute_timeout
+            .map_or(u64::MAX, |limit| created_at.saturating_add(limit))
+    }
+
+    /// GW1 and H9: whether `record` is dead at `now`.
+    fn is_dead(&self, record: &Record, now: u64) -> bool {
+        record.is_expired(now) || now >= self.deadline(record.created_at)
     }
 
     pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
@@ -117,7 +152,7 @@ impl Gateway {
         };
         // A destroy that finds nothing means another reader got there first and reports it:
         // say `Missing`, so each death is announced once.
-        if record.is_expired(self.now()) {
+        if self.is_dead(&record, self.now()) {
             let destroyed = self.store.destroy(sid).await?;
             return Ok(if destroyed {
                 Fetched::Expired
@@ -141,17 +176,22 @@ impl Gateway {
         }
     }
 
-    /// GW2 with ST5's create/update split. `previous` is the record the change was made on
-    /// (`None`: create). `ttl` overrides the record's TTL; `refresh` rewrites an unchanged
-    /// session to push its expiry (rolling / renew).
+    /// GW2 with ST5's create/update split, from `base`. `ttl` overrides the record's TTL;
+    /// `refresh` rewrites an unchanged session to push its expiry (rolling / renew). The
+    /// expiry never passes the absolute timeout (H9): a write whose time has run out destroys
+    /// instead (a TTL that ends in the past means delete).
     pub(crate) async fn write(
         &self,
         sid: &str,
         data: &Map<String, Value>,
-        previous: Option<&Record>,
+        base: Base<'_>,
         ttl: Option<u64>,
         refresh: bool,
     ) -> Result<Written> {
+        let previous = match base {
+            Base::Existing(p) => Some(p),
+            Base::New { .. } => None,
+        };
         let text = serde_json::to_string(data)?;
         if text.len() > self.max_session_bytes {
             return Err(Error::SessionTooLarge {
@@ -165,11 +205,27 @@ impl Gateway {
         if !data_changed && !ttl_changed && !refresh {
             return Ok(Written::Unchanged);
         }
+        let now = self.now();
+        let (created_at, owner) = match base {
+            Base::Existing(p) => (p.created_at, p.owner.clone()),
+            Base::New { owner, created_at } => {
+                (created_at.unwrap_or(now), owner.map(str::to_owned))
+            }
+        };
+        let expires_at = now.saturating_add(ttl).min(self.deadline(created_at));
+        if expires_at <= now {
+            if previous.is_some() {
+                self.store.destroy(sid).await?;
+            }
+            return Ok(Written::Gone);
+        }
         let record = Record {
             session: text,
-            expires_at: self.now().saturating_add(ttl),
+            expires_at,
             ttl,
             version: previous.map_or(0, |p| p.version.wrapping_add(1)),
+            created_at,
+            owner,
         };
         let ok = match previous {
             None => self.store.create(sid, record.clone()).await?,
@@ -198,6 +254,11 @@ mod tests {
     use crate::store::{LiveStore, SyncStore};
     use futures::executor::block_on;
 
+    const NEW: Base<'static> = Base::New {
+        owner: None,
+        created_at: None,
+    };
+
     fn gateway(clock: &ManualClock, store: &LiveStore) -> Gateway {
         Gateway::new(
             Arc::new(store.clone()),
@@ -222,7 +283,7 @@ mod tests {
         let g = gateway(&clock, &store);
         block_on(async {
             assert!(matches!(
-                g.write("s", &obj(r#"{"a":1}"#), None, None, false).await,
+                g.write("s", &obj(r#"{"a":1}"#), NEW, None, false).await,
                 Ok(Written::Stored { .. })
             ));
             clock.set(999);
@@ -260,16 +321,20 @@ mod tests {
             let Ok(Written::Stored {
                 record,
                 data_changed: true,
-            }) = g.write("s", &data, None, None, false).await
+            }) = g.write("s", &data, NEW, None, false).await
             else {
                 panic!("create");
             };
             assert!(matches!(
-                g.write("s", &data, Some(&record), None, false).await,
+                g.write("s", &data, Base::Existing(&record), None, false)
+                    .await,
                 Ok(Written::Unchanged)
             ));
             clock.set(500);
-            match g.write("s", &data, Some(&record), None, true).await {
+            match g
+                .write("s", &data, Base::Existing(&record), None, true)
+                .await
+            {
                 Ok(Written::Stored {
                     record: r2,
                     data_changed: false,
@@ -281,8 +346,14 @@ mod tests {
             }
             // A writer holding the old version is refused (ST5).
             assert!(matches!(
-                g.write("s", &obj(r#"{"a":2}"#), Some(&record), None, false)
-                    .await,
+                g.write(
+                    "s",
+                    &obj(r#"{"a":2}"#),
+                    Base::Existing(&record),
+                    None,
+                    false
+                )
+                .await,
                 Ok(Written::Conflict)
             ));
         });
@@ -296,7 +367,7 @@ mod tests {
         let big = obj(&format!(r#"{{"a":"{}"}}"#, "x".repeat(100)));
         block_on(async {
             assert!(matches!(
-                g.write("s", &big, None, None, false).await,
+                g.write("s", &big, NEW, None, false).await,
                 Err(Error::SessionTooLarge { limit: 64, .. })
             ));
         });

@@ -55,16 +55,17 @@ impl RequestContext {
     /// H1: reads the client cookie (a new client id when missing or bad) and the session
     /// cookie's id. Touches no store.
     pub(crate) fn begin(engine: Arc<Engine>, headers: &HeaderMap) -> Self {
-        let cookies = engine.cookies();
-        let (cid, client_stale, client_new) = match cookies.read_client(headers) {
+        let (client, session) = engine.read_ids(headers);
+        let (cid, client_stale, client_new) = match client {
             Some(read) => {
                 let (cid, stale) = read.into_parts();
                 (cid, stale, false)
             }
             None => (engine.new_id(), false, true),
         };
-        let send_client_cookie = client_new || client_stale || cookies.client_always_roll();
-        let (cookie_sid, session_cookie_stale) = match cookies.read_session(headers) {
+        let send_client_cookie =
+            client_new || client_stale || engine.cookies().client_always_roll();
+        let (cookie_sid, session_cookie_stale) = match session {
             Some(read) => {
                 let (sid, stale) = read.into_parts();
                 (Some(sid), stale)
@@ -137,7 +138,48 @@ impl RequestContext {
     #[must_use = "dropping the commit's result loses a store error: answer 500 on `Err`"]
     pub async fn commit(self, headers: &mut HeaderMap) -> Result<()> {
         self.session
-            .commit(headers, self.send_client_cookie, self.session_cookie_stale)
+            .commit(
+                headers,
+                self.send_client_cookie,
+                self.session_cookie_stale,
+                false,
+            )
+            .await
+    }
+
+    /// [`commit`](Self::commit) for a response with `status`: a 5xx commits nothing of the
+    /// session (H10; the builder's `commit_on_server_error` turns this off), only the client
+    /// cookie that was due. What framework glue calls.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// let request = bridge.begin_request(&http::HeaderMap::new());
+    /// request.session().insert("half", "done").await?;
+    /// let mut headers = http::HeaderMap::new();
+    /// request.commit_response(http::StatusCode::INTERNAL_SERVER_ERROR, &mut headers).await?;
+    /// assert_eq!(bridge.mapped_sessions(), 0, "the failed request stored nothing");
+    /// assert_eq!(headers.get_all("set-cookie").iter().count(), 1, "the client cookie only");
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`commit`](Self::commit).
+    #[must_use = "dropping the commit's result loses a store error: answer 500 on `Err`"]
+    pub async fn commit_response(
+        self,
+        status: http::StatusCode,
+        headers: &mut HeaderMap,
+    ) -> Result<()> {
+        let discard = !self.session.commits(status);
+        self.session
+            .commit(
+                headers,
+                self.send_client_cookie,
+                self.session_cookie_stale,
+                discard,
+            )
             .await
     }
 }

@@ -8,6 +8,8 @@ use http::HeaderMap;
 pub(crate) struct OriginPolicy {
     /// Exact origins (`scheme://host[:port]`, lower case) accepted besides same-origin ones.
     allowed: Vec<String>,
+    /// The site's scheme, known from its cookies: `https` when they are `Secure`.
+    https: bool,
 }
 
 impl OriginPolicy {
@@ -22,7 +24,15 @@ impl OriginPolicy {
                 .into_iter()
                 .map(|o| o.into().trim().trim_end_matches('/').to_ascii_lowercase())
                 .collect(),
+            https: false,
         }
+    }
+
+    /// The site is served over https (its cookies are `Secure`): a same-origin page has an
+    /// `https://` origin, and a plain `http://` page on the same host is another origin.
+    pub(crate) fn https(mut self, on: bool) -> Self {
+        self.https = on;
+        self
     }
 
     /// See [`origin_allowed`].
@@ -32,7 +42,9 @@ impl OriginPolicy {
 }
 
 /// Accepts a handshake with no `Origin` (not a browser, or a same-origin browser request that
-/// omitted it), one whose host equals `Host` (same origin), or one on the allowlist.
+/// omitted it), one on the allowlist, or a same-origin one: the scheme the site's cookies
+/// imply (`https` when `Secure`, else `http`), and the host and port of `Host` (a missing port
+/// is the scheme's default).
 fn origin_allowed(policy: &OriginPolicy, headers: &HeaderMap) -> bool {
     let mut origins = headers.get_all(http::header::ORIGIN).iter();
     let Some(origin) = origins.next() else {
@@ -51,11 +63,14 @@ fn origin_allowed(policy: &OriginPolicy, headers: &HeaderMap) -> bool {
     let Some((scheme, authority)) = origin.split_once("://") else {
         return false; // "null" and other opaque origins
     };
-    let default_port = match scheme {
-        "http" | "ws" => "80",
-        "https" | "wss" => "443",
+    let (default_port, https) = match scheme {
+        "http" | "ws" => ("80", false),
+        "https" | "wss" => ("443", true),
         _ => return false,
     };
+    if https != policy.https {
+        return false; // another scheme is another origin
+    }
     let Some(host) = headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -123,9 +138,18 @@ mod tests {
         let allowed = |host: &'static str, origin: &'static str| {
             origin_allowed(&none, &headers(&[("host", host), ("origin", origin)]))
         };
-        assert!(allowed("a.test:443", "https://a.test"));
+        let secure = OriginPolicy::default().https(true);
+        let allowed_secure = |host: &'static str, origin: &'static str| {
+            origin_allowed(&secure, &headers(&[("host", host), ("origin", origin)]))
+        };
+        assert!(allowed_secure("a.test:443", "https://a.test"));
         assert!(allowed("a.test", "http://a.test:80"));
-        assert!(!allowed("a.test:8443", "https://a.test"));
+        assert!(!allowed_secure("a.test:8443", "https://a.test"));
+        // The scheme counts: with Secure cookies a plain-http page is another origin, and a
+        // plain-http site does not take an https page's socket either.
+        assert!(!allowed_secure("a.test", "http://a.test"));
+        assert!(!allowed_secure("a.test:80", "http://a.test"));
+        assert!(!allowed("a.test:443", "https://a.test"));
         assert!(allowed("[::1]:3000", "http://[::1]:3000"));
         assert!(!allowed("[::1]", "http://[::1]:3000"));
         assert!(!allowed("a.test", "ftp://a.test"));

@@ -122,6 +122,11 @@ impl Session {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// H10 for this request's response status (the engine's policy).
+    pub(crate) fn commits(&self, status: http::StatusCode) -> bool {
+        self.shared.engine.commits(status)
+    }
+
     fn cookie_sid(&self) -> Option<&str> {
         self.shared.cookie_sid.as_deref()
     }
@@ -529,6 +534,11 @@ impl Session {
             }
             st.data.clear();
             st.changes = Changes::default();
+            // H8 option: the browser leaves with a new client id too.
+            if self.shared.engine.rotates_client_on_destroy() {
+                let old = std::mem::replace(&mut st.client_id, self.shared.engine.new_id());
+                st.retired_client.get_or_insert(old);
+            }
         })
         .await
     }
@@ -601,15 +611,27 @@ impl Session {
 
     /// H4, H1, H8: stores what the request changed and appends the `Set-Cookie` headers.
     /// `send_client_cookie`: the client cookie is due (new, re-signed, or always rolled);
-    /// `session_cookie_stale`: the session cookie verified with an older key (C2).
+    /// `session_cookie_stale`: the session cookie verified with an older key (C2);
+    /// `discard`: commit nothing of the session (H10), only the client cookie that was due.
     pub(crate) async fn commit(
         &self,
         headers: &mut HeaderMap,
         send_client_cookie: bool,
         session_cookie_stale: bool,
+        discard: bool,
     ) -> Result<()> {
         let engine = Arc::clone(&self.shared.engine);
         let cfg = engine.cookies();
+        if discard {
+            // The browser keeps the client id it came with (a `regenerate` or a rotating
+            // destroy is discarded with the rest).
+            let st = self.state();
+            let cid = st.retired_client.as_ref().unwrap_or(&st.client_id);
+            if send_client_cookie && !engine.is_retired_client(cid) {
+                append_set_cookie(headers, &cfg.client_set_cookie(cid));
+            }
+            return Ok(());
+        }
         // An old-key session cookie must be re-signed, which needs the record's TTL.
         if session_cookie_stale {
             self.ensure_loaded().await?;
@@ -669,8 +691,12 @@ impl Session {
                 } else {
                     // Sockets may have filled a session this request had emptied: it still moves.
                     let sid = new_sid.clone().unwrap_or_else(|| engine.new_id());
-                    let created = engine.create(&cid, &sid, &data, Some(ttl)).await?;
-                    Some((sid, created))
+                    // It keeps its creation time: a regenerate never extends the absolute
+                    // timeout (H9). `None`: that time ran out, nothing to move to.
+                    let created = engine
+                        .create(&cid, &sid, &data, Some(ttl), Some(fresh_record.created_at))
+                        .await?;
+                    created.map(|created| (sid, created))
                 };
                 engine.destroy_owned(from, owner_of(from)).await?;
                 destroy_ended().await?;
@@ -678,26 +704,34 @@ impl Session {
                     engine.retire_client(old);
                 }
                 let cookie = match created {
-                    Some((sid, created)) => cfg.session_set_cookie(&sid, created.record().ttl),
+                    Some((sid, created)) => {
+                        cfg.session_set_cookie(&sid, cookie_max_age(created.record(), engine.now()))
+                    }
                     None => cfg.clear_session_cookie(),
                 };
                 append_set_cookie(headers, &cookie);
             }
             // New session: stored only when non-empty (H4).
             (Some(sid), None) if !st.data.is_empty() => {
-                let created = engine.create(&cid, sid, &st.data, st.max_age).await?;
+                let created = engine.create(&cid, sid, &st.data, st.max_age, None).await?;
                 destroy_ended().await?;
                 if let Some(old) = st.retired_client.as_deref() {
                     engine.retire_client(old);
                 }
-                append_set_cookie(headers, &cfg.session_set_cookie(sid, created.record().ttl));
+                if let Some(created) = created {
+                    let max_age = cookie_max_age(created.record(), engine.now());
+                    append_set_cookie(headers, &cfg.session_set_cookie(sid, max_age));
+                }
             }
             (Some(sid), Some(base)) => {
-                let refresh = engine.refresh_due(base);
+                // A session cookie signed with an older key is re-signed, and its record
+                // written once so its owner tag moves to the newest key too (ST2, C2).
+                let refresh = engine.refresh_due(base) || session_cookie_stale;
                 let ttl_changed = st.max_age.is_some_and(|ms| ms != base.ttl);
                 if st.changes.is_empty() && !refresh && !ttl_changed {
                     if session_cookie_stale {
-                        append_set_cookie(headers, &cfg.session_set_cookie(sid, base.ttl));
+                        let max_age = cookie_max_age(base, engine.now());
+                        append_set_cookie(headers, &cfg.session_set_cookie(sid, max_age));
                     }
                     return Ok(());
                 }
@@ -718,7 +752,8 @@ impl Session {
                 if let Some(saved) = saved
                     && (refresh || ttl_changed || session_cookie_stale)
                 {
-                    append_set_cookie(headers, &cfg.session_set_cookie(sid, saved.record().ttl));
+                    let max_age = cookie_max_age(saved.record(), engine.now());
+                    append_set_cookie(headers, &cfg.session_set_cookie(sid, max_age));
                 }
             }
             // Destroyed and not replaced by a new non-empty session: clear the cookie.
@@ -726,10 +761,22 @@ impl Session {
                 if destroy_ended().await? {
                     append_set_cookie(headers, &cfg.clear_session_cookie());
                 }
+                if let Some(old) = st.retired_client.as_deref() {
+                    engine.retire_client(old);
+                }
             }
         }
         Ok(())
     }
+}
+
+/// The session cookie's `Max-Age`: what is left of the record's life, so the cookie never
+/// outlives it (an absolute timeout can end a record before its TTL, H9).
+fn cookie_max_age(record: &Record, now: u64) -> u64 {
+    // Rounded up to the second the cookie counts in: the cookie may outlive the record by
+    // less than a second, never the other way round (H11).
+    let left = record.expires_at.saturating_sub(now).saturating_add(999);
+    record.ttl.min(left)
 }
 
 impl std::fmt::Debug for Session {

@@ -223,13 +223,11 @@ impl SocketSession {
         if !engine.origin_allows(headers) {
             return Err(Error::ForbiddenOrigin);
         }
-        let cookies = engine.cookies();
-        let client_id = cookies.read_client(headers).map(|read| read.into_parts().0);
+        let (client, session) = engine.read_ids(headers);
+        let client_id = client.map(|read| read.into_parts().0);
         let mut excluded = None;
         if let Some(cid) = &client_id {
-            let cookie_sid = cookies
-                .read_session(headers)
-                .map(|read| read.into_parts().0);
+            let cookie_sid = session.map(|read| read.into_parts().0);
             engine.resolve(cid, cookie_sid.as_deref()).await?;
             excluded = engine
                 .session_of(cid)

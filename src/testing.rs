@@ -101,6 +101,8 @@ fn record(session: &str, version: u64) -> Record {
         expires_at: 4_102_444_800_000, // 2100-01-01
         ttl: 86_400_000,
         version,
+        created_at: 4_102_358_400_000,
+        owner: Some("conformance-owner-tag".to_owned()),
     }
 }
 

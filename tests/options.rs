@@ -80,3 +80,68 @@ fn o2_attributes_and_id_generators_that_could_never_work_are_refused() {
         }
     }
 }
+
+/// C5: `__Host-` and `__Secure-` names are supported (both cookies carry the prefix's
+/// attributes) and refused when the options break the prefix's rules.
+#[test]
+fn c5_host_and_secure_prefixed_names_are_validated() {
+    use common::KEY_A;
+    let build = |key: &str,
+                 f: fn(
+        session_bridge::SessionBridgeBuilder,
+    ) -> session_bridge::SessionBridgeBuilder| {
+        f(SessionBridge::builder().key(key).keys([KEY_A])).build()
+    };
+    assert!(build("__Host-app.sid", |b| b).is_ok());
+    assert!(build("__Secure-app.sid", |b| b.domain("example.com")).is_ok());
+    type Tweak = fn(session_bridge::SessionBridgeBuilder) -> session_bridge::SessionBridgeBuilder;
+    let cases: [(&str, Tweak); 4] = [
+        ("__Host-app.sid", |b| b.secure(false)),
+        ("__Host-app.sid", |b| b.path("/app")),
+        ("__Host-app.sid", |b| b.domain("example.com")),
+        ("__Secure-app.sid", |b| b.secure(false)),
+    ];
+    for (key, bad) in cases {
+        let err = build(key, bad).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidOption { option: "key", .. }),
+            "{key}: {err}"
+        );
+    }
+    // The client cookie's own name is checked too.
+    let err = SessionBridge::builder()
+        .key("app.sid")
+        .client_key("__Host-app.cid")
+        .keys([KEY_A])
+        .path("/app")
+        .build()
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::InvalidOption {
+            option: "client_key",
+            ..
+        }
+    ));
+
+    // Both cookies of a `__Host-` bridge come back with the prefix's attributes.
+    block_on(async {
+        let bridge = build("__Host-app.sid", |b| b).unwrap();
+        let mut b = Browser::new();
+        let ex = b
+            .request(&bridge, |s| async move { s.insert("n", 1).await.unwrap() })
+            .await;
+        for name in ["__Host-app.sid", "__Host-app.sid.cid"] {
+            let set = ex
+                .set_cookie(name)
+                .unwrap_or_else(|| panic!("{name} is set"));
+            assert!(set.contains("Secure") && set.contains("Path=/"), "{set}");
+            assert!(!set.contains("Domain"), "{set}");
+        }
+        let n = b
+            .request(&bridge, |s| async move { s.get::<u64>("n").await.unwrap() })
+            .await
+            .value;
+        assert_eq!(n, Some(1), "the prefixed cookies round-trip");
+    });
+}

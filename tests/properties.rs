@@ -189,14 +189,24 @@ impl Shape {
 }
 
 fn record() -> impl Strategy<Value = Record> {
-    (".{0,24}", any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
-        |(session, expires_at, ttl, version)| Record {
-            session,
-            expires_at,
-            ttl,
-            version,
-        },
+    (
+        ".{0,24}",
+        any::<u64>(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<u64>(),
+        proptest::option::of("[A-Za-z0-9_-]{1,22}"),
     )
+        .prop_map(
+            |(session, expires_at, ttl, version, created_at, owner)| Record {
+                session,
+                expires_at,
+                ttl,
+                version,
+                created_at,
+                owner,
+            },
+        )
 }
 
 /// A replacement value for a record field (`None`: remove the field), biased towards the
@@ -211,6 +221,8 @@ fn field_change() -> impl Strategy<Value = Option<Value>> {
             .prop_map(|f| Some(Value::from(f))),
         Just(Some(json!(1.0))),
         Just(Some(json!(Record::FORMAT))),
+        Just(Some(json!(1))),
+        Just(Some(json!(""))),
         Just(Some(json!(Record::FORMAT + 1))),
         Just(Some(json!(0))),
         ".{0,8}".prop_map(|t| Some(Value::from(t))),
@@ -292,8 +304,8 @@ proptest! {
 
     /// ST2: encode/decode is a round trip for every record.
     #[test]
-    fn record_round_trip(session in ".*", expires_at in any::<u64>(), ttl in any::<u64>(), version in any::<u64>()) {
-        let r = Record { session, expires_at, ttl, version };
+    fn record_round_trip(r in record(), session in ".*") {
+        let r = Record { session, ..r };
         prop_assert_eq!(Record::decode(&r.encode()), Ok(r));
     }
 
@@ -313,7 +325,7 @@ proptest! {
     #[test]
     fn mutated_record_text_decodes_exactly_when_valid(
         record in record(),
-        field in prop::sample::select(vec!["format", "session", "expiresAt", "ttl", "version", "extra"]),
+        field in prop::sample::select(vec!["format", "session", "expiresAt", "ttl", "version", "createdAt", "owner", "extra"]),
         change in field_change(),
     ) {
         let text = record.encode();
@@ -327,11 +339,20 @@ proptest! {
             }
         }
         let mutated = Value::Object(map.clone()).to_string();
-        let valid = map.get("format").and_then(Value::as_u64) == Some(Record::FORMAT)
-            && map.get("session").is_some_and(Value::is_string)
+        let format = map.get("format").and_then(Value::as_u64);
+        let common = map.get("session").is_some_and(Value::is_string)
             && ["expiresAt", "ttl", "version"]
                 .iter()
                 .all(|k| map.get(*k).and_then(Value::as_u64).is_some());
+        // Format 2 also needs `createdAt` and an owner that is null or a non-empty tag;
+        // format 1 (migrated) ignores both.
+        let v2_fields = map.get("createdAt").and_then(Value::as_u64).is_some()
+            && match map.get("owner") {
+                Some(Value::Null) => true,
+                Some(Value::String(t)) => !t.is_empty(),
+                _ => false,
+            };
+        let valid = common && (format == Some(1) || (format == Some(Record::FORMAT) && v2_fields));
         let decoded = Record::decode(&mutated);
         prop_assert_eq!(decoded.is_ok(), valid, "{} -> {:?}", mutated, decoded);
         if let Ok(r) = decoded {
@@ -339,6 +360,13 @@ proptest! {
             prop_assert_eq!(Some(r.expires_at), map["expiresAt"].as_u64());
             prop_assert_eq!(Some(r.ttl), map["ttl"].as_u64());
             prop_assert_eq!(Some(r.version), map["version"].as_u64());
+            if format == Some(1) {
+                prop_assert_eq!(r.created_at, r.expires_at.saturating_sub(r.ttl));
+                prop_assert_eq!(r.owner, None);
+            } else {
+                prop_assert_eq!(Some(r.created_at), map["createdAt"].as_u64());
+                prop_assert_eq!(r.owner.map(Value::from).unwrap_or(Value::Null), map["owner"].clone());
+            }
         }
     }
 

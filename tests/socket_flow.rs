@@ -314,7 +314,7 @@ async fn s3_lock_entries_are_freed_10k_calls_on_1k_sessions() {
 }
 
 #[tokio::test]
-async fn origin_a_foreign_origin_is_refused_and_an_allowed_one_accepted() {
+async fn s1_a_foreign_origin_or_scheme_is_refused_and_an_allowed_one_accepted() {
     let (bridge, _) = bridge_with_store();
     let mut b = Browser::new();
     http_count(&mut b, &bridge, "n").await;
@@ -329,9 +329,20 @@ async fn origin_a_foreign_origin_is_refused_and_an_allowed_one_accepted() {
     ));
     h.insert(
         header::ORIGIN,
-        HeaderValue::from_static("http://localhost:3000"),
+        HeaderValue::from_static("https://localhost:3000"),
     );
     assert!(bridge.bind_socket(&h).await.is_ok());
+    // Secure cookies: the site is https, so a plain-http page on the same host and port is
+    // another origin (its socket would carry the cookies to a page an attacker on the
+    // network can script).
+    h.insert(
+        header::ORIGIN,
+        HeaderValue::from_static("http://localhost:3000"),
+    );
+    assert!(matches!(
+        bridge.bind_socket(&h).await,
+        Err(Error::ForbiddenOrigin)
+    ));
 
     let allowing = SessionBridge::builder()
         .key("app.sid")

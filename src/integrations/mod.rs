@@ -14,7 +14,9 @@
 //! {
 //!     let ctx = bridge.begin_request(req); // reads cookies, no store call
 //!     let mut response = handler(ctx.session().clone()).await;
-//!     if ctx.commit(response.headers_mut()).await.is_err() {
+//!     // A 5xx commits nothing of the session (H10).
+//!     let status = response.status();
+//!     if ctx.commit_response(status, response.headers_mut()).await.is_err() {
 //!         // Log it; the client learns nothing about the store.
 //!         response = Response::new(String::new());
 //!         *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;

@@ -1,5 +1,5 @@
 //! poem glue (feature `poem`): [`SessionMiddleware`] runs the HTTP flow around every request,
-//! [`Session`] is an extractor, and [`Error`](crate::Error) works with `?` in a handler (an
+//! [`Session`] is an extractor, and [`Error`] works with `?` in a handler (an
 //! empty 500, or 409 for a conflict: nothing internal reaches the client). With the
 //! `socketioxide` feature too, `SocketIoEndpoint` mounts socketioxide so that all three
 //! socket.io transports work (polling, websocket, polling upgraded to websocket).
@@ -139,7 +139,9 @@ impl<E: Endpoint> Endpoint for SessionEndpoint<E> {
             Ok(output) => output.into_response(),
             Err(err) => err.into_response(),
         };
-        if let Err(err) = ctx.commit(response.headers_mut()).await {
+        // H10: a 5xx response commits nothing of the session (unless the bridge says so).
+        let status = response.status();
+        if let Err(err) = ctx.commit_response(status, response.headers_mut()).await {
             tracing::error!(error = %err, "session commit failed");
             return Ok(err.status().into_response());
         }
@@ -196,6 +198,40 @@ mod tests {
             Ok(output) => output.into_response(),
             Err(err) => err.into_response(),
         }
+    }
+
+    #[handler]
+    async fn write_then_fail(session: Session) -> poem::Result<&'static str> {
+        session.insert("n", 1).await?;
+        Err(poem::Error::from_status(StatusCode::BAD_GATEWAY))
+    }
+
+    #[handler]
+    async fn question_mark(session: Session) -> poem::Result<&'static str> {
+        session.insert("n", 1).await?;
+        Err(Error::Conflict { attempts: 4 })?
+    }
+
+    /// H10: the handler wrote, then answered 502: nothing is stored, no session cookie, only
+    /// the client cookie.
+    #[test]
+    fn h10_a_5xx_answer_commits_nothing() {
+        let bridge = crate::testing::test_bridge();
+        let res = call(write_then_fail.with(SessionMiddleware::new(bridge.clone())));
+        assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+        let cookies: Vec<_> = res.headers().get_all(SET_COOKIE).iter().collect();
+        assert_eq!(cookies.len(), 1, "{cookies:?}");
+        assert!(cookies[0].to_str().unwrap().starts_with("app.sid.cid="));
+        assert_eq!(bridge.mapped_sessions(), 0, "no session was created");
+    }
+
+    /// `?` on `session_bridge::Error` in a poem handler: the error's status, empty body.
+    #[test]
+    fn question_mark_on_a_session_error_is_its_status_with_an_empty_body() {
+        let res = call(question_mark.with(SessionMiddleware::new(crate::testing::test_bridge())));
+        assert_eq!(res.status(), StatusCode::CONFLICT);
+        let body = futures::executor::block_on(res.into_body().into_vec()).unwrap();
+        assert!(body.is_empty());
     }
 
     #[test]

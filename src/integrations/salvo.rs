@@ -1,6 +1,6 @@
 //! salvo glue (feature `salvo`): [`SessionHandler`] runs the HTTP flow around the routes it
 //! hoops, handlers reach the [`Session`] as an argument (`session: Session`) or through
-//! [`SessionDepotExt`], and [`Error`](crate::Error) works with `?` in a handler returning
+//! [`SessionDepotExt`], and [`Error`] works with `?` in a handler returning
 //! `Result<_, session_bridge::Error>` (an empty 500, or 409 for a conflict). With the
 //! `socketioxide` feature too, `socket_io_hoop` mounts socketioxide so that all three
 //! socket.io transports work (polling, websocket, polling upgraded to websocket).
@@ -137,7 +137,9 @@ impl Handler for SessionHandler {
         depot.insert_typed(ctx.session().clone());
         let outer_headers = res.headers().clone();
         ctrl.call_next(req, depot, res).await;
-        if let Err(err) = ctx.commit(res.headers_mut()).await {
+        // H10: a 5xx response commits nothing of the session (unless the bridge says so).
+        let status = res.status_code.unwrap_or(StatusCode::OK);
+        if let Err(err) = ctx.commit_response(status, res.headers_mut()).await {
             tracing::error!(error = %err, "session commit failed");
             *res.headers_mut() = outer_headers;
             empty(res, err.status());
@@ -249,6 +251,7 @@ mod tests {
     use salvo::prelude::*;
 
     use super::*;
+    use crate::Error;
 
     fn bridge(max_session_bytes: usize) -> SessionBridge {
         SessionBridge::builder()
@@ -302,6 +305,40 @@ mod tests {
         assert!(res.headers().get(SET_COOKIE).is_none());
         assert!(res.headers().get(CONTENT_TYPE).is_none());
         assert_eq!(res.headers()["x-outer"], "kept");
+    }
+
+    #[handler]
+    async fn write_then_fail(session: Session, res: &mut Response) {
+        session.insert("n", 1).await.unwrap();
+        res.status_code(StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[handler]
+    async fn question_mark(session: Session) -> Result<&'static str, Error> {
+        session.insert("big", "x".repeat(100)).await?;
+        session.data().await?; // fine
+        Err(Error::Conflict { attempts: 4 })
+    }
+
+    /// H10: the handler wrote, then answered 503: nothing is stored, no session cookie, and
+    /// only the client cookie is sent.
+    #[test]
+    fn h10_a_5xx_answer_commits_nothing() {
+        let bridge = bridge(64 * 1024);
+        let (_, res) = run(bridge.clone(), write_then_fail);
+        assert_eq!(res.status_code, Some(StatusCode::SERVICE_UNAVAILABLE));
+        let cookies: Vec<_> = res.headers().get_all(SET_COOKIE).iter().collect();
+        assert_eq!(cookies.len(), 1, "{cookies:?}");
+        assert!(cookies[0].to_str().unwrap().starts_with("app.sid.cid="));
+        assert_eq!(bridge.mapped_sessions(), 0, "no session was created");
+    }
+
+    /// `?` on `session_bridge::Error` in a salvo handler: the error's status, empty body.
+    #[test]
+    fn question_mark_on_a_session_error_is_its_status_with_an_empty_body() {
+        let (_, res) = run(bridge(64 * 1024), question_mark);
+        assert_eq!(res.status_code, Some(StatusCode::CONFLICT));
+        assert!(matches!(&res.body, ResBody::Once(b) if b.is_empty()));
     }
 
     #[test]
