@@ -972,3 +972,34 @@ impl Clock for ClockRef {
         self.0.sleep(duration)
     }
 }
+
+/// Redacting (SPEC L1): the signing keys show as a count and the store, clock and id generator
+/// not at all (a test id generator's state is the next id); cookie names, attributes and
+/// origins are configuration the browser sees anyway.
+impl std::fmt::Debug for SessionBridgeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionBridgeBuilder")
+            .field("key", &self.key)
+            .field("keys", &format_args!("<{} redacted>", self.keys.len()))
+            .field("signed", &self.signed)
+            .field("custom_store", &self.store.is_some())
+            .field("max_age", &self.max_age)
+            .field("browser_session", &self.browser_session)
+            .field("rolling", &self.rolling)
+            .field("renew", &self.renew)
+            .field("http_only", &self.http_only)
+            .field("secure", &self.secure)
+            .field("same_site", &self.same_site)
+            .field("path", &self.path)
+            .field("domain", &self.domain)
+            .field("client_key", &self.client_key)
+            .field("client_max_age", &self.client_max_age)
+            .field("client_always_roll", &self.client_always_roll)
+            .field("auto_cleanup", &self.auto_cleanup)
+            .field("auto_cleanup_interval", &self.auto_cleanup_interval)
+            .field("max_session_bytes", &self.max_session_bytes)
+            .field("event_buffer", &self.event_buffer)
+            .field("allowed_origins", &self.allowed_origins)
+            .finish_non_exhaustive()
+    }
+}

@@ -102,7 +102,10 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
 /// assert_eq!(ids.generate(), "sid00000000000000000000000000001");
 /// assert_eq!(ids.generate(), "sid00000000000000000000000000002");
 /// ```
-#[derive(Debug, Default)]
+///
+/// Its `Debug` output shows neither the prefix nor the counter: together they are the next
+/// id it will hand out (SPEC L1).
+#[derive(Default)]
 pub struct SequentialIdGen {
     prefix: String,
     next: AtomicU64,
@@ -121,6 +124,12 @@ impl SequentialIdGen {
             prefix: prefix.into(),
             next: AtomicU64::new(1),
         }
+    }
+}
+
+impl fmt::Debug for SequentialIdGen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SequentialIdGen").finish_non_exhaustive()
     }
 }
 
