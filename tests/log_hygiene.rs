@@ -431,10 +431,14 @@ fn l1_builder_warnings_and_option_errors_name_no_secret() {
     let logs = Logs::install();
     let secrets = Secrets::new();
 
-    // Neither `key` nor `keys`: both warnings.
-    let bridge = SessionBridge::builder().ids(SentinelIds).build().unwrap();
+    // Neither `key` nor `keys` (development keys asked for): both warnings.
+    let bridge = SessionBridge::builder()
+        .ids(SentinelIds)
+        .ephemeral_keys(true)
+        .build()
+        .unwrap();
     logs.expect("no session cookie name (`key`) set");
-    logs.expect("no signing keys set");
+    logs.expect("ephemeral signing keys");
     secrets.check("SessionBridge", &format!("{bridge:?}"));
 
     let base = || SessionBridge::builder().key("app.sid").keys([KEY_TEXT]);
