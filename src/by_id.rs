@@ -297,7 +297,8 @@ impl SessionBridge {
     /// # }).unwrap();
     /// ```
     pub fn notify_store_destroy(&self, session_id: &SessionId) {
-        self.engine().announce_destroy(session_id.as_str());
+        self.engine()
+            .announce_destroy(session_id.as_str(), crate::events::EndReason::Destroyed);
     }
 
     /// For apps that cleaned the store themselves: emits `Cleanup(count)` (B4).

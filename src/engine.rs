@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::clock::Clock;
 use crate::cookies::{CookieConfig, ReadId};
 use crate::error::{Error, Result};
-use crate::events::{BridgeEvent, EventStream, Events};
+use crate::events::{BridgeEvent, EndReason, EventStream, Events};
 use crate::gateway::{Base, Fetched, Gateway, Loaded, Written};
 use crate::id::{ClientId, IdGen, IdTag};
 use crate::locks::LockTable;
@@ -241,11 +241,11 @@ impl Engine {
             }
             Fetched::Live(loaded) => Ok(Some(loaded)),
             Fetched::Expired => {
-                self.announce_destroy(sid);
+                self.announce_destroy(sid, EndReason::Expired);
                 Ok(None)
             }
             Fetched::Corrupt(err) => {
-                self.announce_destroy(sid);
+                self.announce_destroy(sid, EndReason::Corrupt);
                 Err(err)
             }
         }
@@ -330,10 +330,11 @@ impl Engine {
     }
 
     /// Emits `SessionDestroy` (H7): the one place that builds it.
-    fn publish_destroy(&self, client_id: Option<String>, sid: &str) {
+    fn publish_destroy(&self, client_id: Option<String>, sid: &str, reason: EndReason) {
         self.events.publish(BridgeEvent::SessionDestroy {
             client_id: client_id.map(ClientId::from),
             session_id: sid.into(),
+            reason,
         });
     }
 
@@ -342,7 +343,9 @@ impl Engine {
     /// sockets and listeners do not wait for a session that is dead.
     fn announce_if_mapped(&self, sid: &str) {
         if let Some(cid) = self.mapping.detach(sid) {
-            self.publish_destroy(Some(cid), sid);
+            // Behind our back means its time ran out somewhere (a sweep, a store TTL) or
+            // another process destroyed it: either way it has expired for us.
+            self.publish_destroy(Some(cid), sid, EndReason::Expired);
         }
     }
 
@@ -352,24 +355,30 @@ impl Engine {
     }
 
     /// A record is gone (GW3): mapping entry removed, `SessionDestroy` emitted (H7).
-    pub(crate) fn announce_destroy(&self, sid: &str) {
+    pub(crate) fn announce_destroy(&self, sid: &str, reason: EndReason) {
         let client_id = self.mapping.detach(sid);
-        self.publish_destroy(client_id, sid);
+        self.publish_destroy(client_id, sid, reason);
     }
 
-    /// GW3: destroys `sid`; announces it only if a record was really there (H7).
+    /// GW3: destroys `sid` at the app's request; announces it only if a record was really
+    /// there (H7).
     pub(crate) async fn destroy(&self, sid: &str) -> Result<bool> {
-        self.destroy_owned(sid, None).await
+        self.destroy_owned(sid, None, EndReason::Destroyed).await
     }
 
     /// [`destroy`](Self::destroy), naming `owner` in the event when the mapping no longer
     /// knows it (the request that destroys a session may have just mapped its client to a
     /// new one).
-    pub(crate) async fn destroy_owned(&self, sid: &str, owner: Option<String>) -> Result<bool> {
+    pub(crate) async fn destroy_owned(
+        &self,
+        sid: &str,
+        owner: Option<String>,
+        reason: EndReason,
+    ) -> Result<bool> {
         let existed = self.gateway.destroy(sid).await?;
         let mapped = self.mapping.detach(sid);
         if existed {
-            self.publish_destroy(mapped.or(owner), sid);
+            self.publish_destroy(mapped.or(owner), sid, reason);
         }
         Ok(existed)
     }
@@ -425,7 +434,7 @@ impl Engine {
             {
                 Written::Gone => {
                     // Its absolute time ran out (H9): destroyed by the write, never resurrected.
-                    self.announce_destroy(sid);
+                    self.announce_destroy(sid, EndReason::Expired);
                     return Ok(None);
                 }
                 Written::Unchanged => {
@@ -515,9 +524,13 @@ impl Engine {
         for sid in ids {
             let _lock = self.lock(&sid).await;
             match self.gateway.fetch(&sid).await? {
-                Fetched::Expired | Fetched::Corrupt(_) => {
+                Fetched::Expired => {
                     cleared += 1;
-                    self.announce_destroy(&sid);
+                    self.announce_destroy(&sid, EndReason::Expired);
+                }
+                Fetched::Corrupt(_) => {
+                    cleared += 1;
+                    self.announce_destroy(&sid, EndReason::Corrupt);
                 }
                 Fetched::Missing => self.announce_if_mapped(&sid),
                 Fetched::Live(_) => {}

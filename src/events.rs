@@ -44,6 +44,41 @@ use crate::id::{ClientId, SessionId};
 /// # Ok::<_, session_bridge::Error>(())
 /// # }).unwrap();
 /// ```
+/// Why a session ended (the `reason` of [`BridgeEvent::SessionDestroy`], S6).
+///
+/// ```
+/// use session_bridge::EndReason;
+/// assert_eq!(EndReason::Regenerated.as_str(), "regenerated");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EndReason {
+    /// Destroyed by the app: an HTTP `destroy`, a socket handler's `destroy`, the by-id API, or
+    /// a store change announced with `notify_store_destroy`.
+    Destroyed,
+    /// Moved to a new id by `regenerate` (a login): the browser has a new session and a new
+    /// client id; sockets of the old one should reconnect.
+    Regenerated,
+    /// Its time ran out (max age, absolute timeout), found on a read, by cleanup, or swept by
+    /// the store.
+    Expired,
+    /// Its record was corrupt and was dropped (GW1, X2).
+    Corrupt,
+}
+
+impl EndReason {
+    /// The reason as the word the socketioxide glue sends (`"destroyed"`, `"regenerated"`,
+    /// `"expired"`, `"corrupt"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Destroyed => "destroyed",
+            EndReason::Regenerated => "regenerated",
+            EndReason::Expired => "expired",
+            EndReason::Corrupt => "corrupt",
+        }
+    }
+}
+
 /// `Debug` shows ids as short one-way digests ([`SessionId`], [`ClientId`]): it ends up in logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -65,6 +100,8 @@ pub enum BridgeEvent {
         client_id: Option<ClientId>,
         /// The destroyed session.
         session_id: SessionId,
+        /// Why it ended (S6: what the glue tells the sockets).
+        reason: EndReason,
     },
     /// A cleanup pass removed this many expired records.
     Cleanup(usize),

@@ -13,6 +13,7 @@ use crate::changes::Changes;
 use crate::cookies::append_set_cookie;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::events::EndReason;
 use crate::id::{ClientId, SessionId};
 use crate::record::Record;
 
@@ -665,7 +666,9 @@ impl Session {
         let destroy_ended = async || -> Result<bool> {
             for sid in &st.destroy {
                 let _lock = engine.lock(sid).await;
-                engine.destroy_owned(sid, owner_of(sid)).await?;
+                engine
+                    .destroy_owned(sid, owner_of(sid), EndReason::Destroyed)
+                    .await?;
             }
             Ok(!st.destroy.is_empty())
         };
@@ -698,7 +701,9 @@ impl Session {
                         .await?;
                     created.map(|created| (sid, created))
                 };
-                engine.destroy_owned(from, owner_of(from)).await?;
+                engine
+                    .destroy_owned(from, owner_of(from), EndReason::Regenerated)
+                    .await?;
                 destroy_ended().await?;
                 if let Some(old) = st.retired_client.as_deref() {
                     engine.retire_client(old);

@@ -95,3 +95,55 @@ fn b3_auto_cleanup_runs_on_the_injected_clock_and_stops() {
             .unwrap();
     });
 }
+
+/// B5, S6: every `SessionDestroy` says why the session ended, so the glue can tell the
+/// sockets: destroyed (HTTP, by id), regenerated, expired (read, cleanup), corrupt.
+#[test]
+fn b5_s6_every_session_end_names_its_reason() {
+    use session_bridge::{EndReason, Record, Store};
+    block_on(async {
+        let w = world();
+        let mut events = w.bridge.events();
+        let mut next_end = || loop {
+            match events.try_next() {
+                Some(BridgeEvent::SessionDestroy { reason, .. }) => return Some(reason),
+                Some(_) => continue,
+                None => return None,
+            }
+        };
+        let mut b = Browser::new();
+        count(&mut b, &w.bridge).await;
+        b.request(&w.bridge, |s| async move { s.regenerate().await.unwrap() })
+            .await;
+        assert_eq!(next_end(), Some(EndReason::Regenerated));
+        b.request(&w.bridge, |s| async move { s.destroy().await.unwrap() })
+            .await;
+        assert_eq!(next_end(), Some(EndReason::Destroyed));
+        count(&mut b, &w.bridge).await;
+        let cid = b
+            .request(&w.bridge, |s| async move { s.client_id() })
+            .await
+            .value;
+        let sid = w.bridge.get_session_id(&cid).unwrap();
+        assert!(w.bridge.destroy_by_id(&sid).await.unwrap());
+        assert_eq!(next_end(), Some(EndReason::Destroyed));
+        count(&mut b, &w.bridge).await;
+        w.clock.advance(common::DAY);
+        count(&mut b, &w.bridge).await; // read: expired, and a new session
+        assert_eq!(next_end(), Some(EndReason::Expired));
+        let sid = w.bridge.get_session_id(&cid).unwrap();
+        w.store
+            .set(sid.as_str(), Record::new("[not an object]", u64::MAX, 1))
+            .await
+            .unwrap();
+        let _ = b
+            .request(&w.bridge, |s| async move { s.data().await })
+            .await;
+        assert_eq!(next_end(), Some(EndReason::Corrupt));
+        count(&mut b, &w.bridge).await;
+        w.clock.advance(common::DAY);
+        assert_eq!(w.bridge.cleanup().await.unwrap(), 1);
+        assert_eq!(next_end(), Some(EndReason::Expired));
+        assert_eq!(next_end(), None);
+    });
+}

@@ -449,6 +449,7 @@ impl BridgeWorld {
             BridgeEvent::SessionDestroy {
                 client_id,
                 session_id,
+                ..
             } => row([
                 "SessionDestroy".into(),
                 client(client_id),

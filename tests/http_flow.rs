@@ -167,7 +167,8 @@ fn h4_h7_destroy_clears_cookie_fires_destroy_and_the_next_request_starts_fresh()
             events.try_next(),
             Some(BridgeEvent::SessionDestroy {
                 client_id: Some(cid.clone()),
-                session_id: sid.clone()
+                session_id: sid.clone(),
+                reason: session_bridge::EndReason::Destroyed,
             })
         );
         assert_eq!(w.bridge.get_session_id(&cid), None);

@@ -24,7 +24,9 @@ use hyper::body::Bytes;
 use hyper::service::Service as _;
 use serde_json::{Value, json};
 use session_bridge::SessionBridge;
-use session_bridge::integrations::socketioxide::{bind_session, disconnect_client, emit_to_client};
+use session_bridge::integrations::socketioxide::{
+    OnSessionEnd, bind_session, disconnect_client, emit_to_client, forward_session_ends,
+};
 use socketioxide::SocketIo;
 use socketioxide::handler::ConnectHandler as _;
 
@@ -251,4 +253,73 @@ async fn s6_emit_to_client_and_disconnect_client_reach_exactly_that_browsers_soc
         bob_1.events_until("marker").await,
         [r#"note:"still here""#, "marker:3"]
     );
+}
+
+/// S6: session boundaries reach the sockets. A regenerate (login) over HTTP tells exactly
+/// that browser's sockets `session:ended` with the reason, a logout (destroy) likewise, and
+/// with `NotifyAndDisconnect` they are disconnected too; other browsers hear nothing.
+#[tokio::test]
+async fn s6_regenerate_and_destroy_tell_that_browsers_sockets_and_nobody_else() {
+    for on_end in [OnSessionEnd::Notify, OnSessionEnd::NotifyAndDisconnect] {
+        let bridge = SessionBridge::builder()
+            .key("app.sid")
+            .keys([KEY_A])
+            .build()
+            .unwrap();
+        let (svc, io) = service(&bridge);
+        let notices = tokio::spawn(forward_session_ends(io.clone(), bridge.clone(), on_end));
+        let mut alice = Browser::new();
+        alice
+            .request(&bridge, |s| async move {
+                s.insert("user", "alice").await.unwrap()
+            })
+            .await;
+        let cookie = |b: &Browser| {
+            b.build_request().headers()[header::COOKIE]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        let (bob_cookie, _) = browser_with_session(&bridge, "bob");
+        let alice_tab = Tab::open(&svc, "alice", Some(&cookie(&alice))).await;
+        let bob_tab = Tab::open(&svc, "bob", Some(&bob_cookie)).await;
+
+        // Login again: the session moves, the old client id's sockets are told.
+        alice
+            .request(&bridge, |s| async move { s.regenerate().await.unwrap() })
+            .await;
+        let ended = r#"session:ended:{"reason":"regenerated"}"#;
+        match on_end {
+            OnSessionEnd::Notify => {
+                // The notice comes from a spawned task: wait for it (bounded polls).
+                let heard = alice_tab.poll_until(|p| p.contains("session:ended")).await;
+                assert_eq!(heard, [format!("42[\"session:ended\",{}]", &ended[14..])]);
+                // A reconnecting tab (new cookies) binds to the new session; a logout
+                // tells it `destroyed`.
+                let again = Tab::open(&svc, "alice again", Some(&cookie(&alice))).await;
+                alice
+                    .request(&bridge, |s| async move { s.destroy().await.unwrap() })
+                    .await;
+                let heard = again.poll_until(|p| p.contains("session:ended")).await;
+                assert_eq!(heard, [r#"42["session:ended",{"reason":"destroyed"}]"#]);
+                // Both notices are out; Bob heard neither.
+                io.emit("marker", &2).await.unwrap();
+                assert_eq!(bob_tab.events_until("marker").await, ["marker:2"]);
+            }
+            OnSessionEnd::NotifyAndDisconnect => {
+                let packets = alice_tab.poll_until(|p| p == "41").await;
+                assert!(
+                    packets
+                        .iter()
+                        .any(|p| p.contains(r#""reason":"regenerated""#)),
+                    "{packets:?}"
+                );
+                assert_eq!(packets.last().map(String::as_str), Some("41"));
+                io.emit("marker", &3).await.unwrap();
+                assert_eq!(bob_tab.events_until("marker").await, ["marker:3"]);
+            }
+            _ => unreachable!(),
+        }
+        notices.abort();
+    }
 }

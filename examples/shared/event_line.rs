@@ -23,6 +23,7 @@ pub fn event_line(t: u64, event: &BridgeEvent) -> Option<String> {
         BridgeEvent::SessionDestroy {
             client_id,
             session_id,
+            ..
         } => format!(
             r#"{{"t":{t},"event":"sessionDestroy","clientId":{},"sessionId":{}}}"#,
             id(client_id),

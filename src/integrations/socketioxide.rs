@@ -178,6 +178,75 @@ pub async fn emit_to_client<A: Adapter, T: serde::Serialize + ?Sized>(
     io.to(bridge.client_room(client_id)).emit(event, data).await
 }
 
+/// The event [`forward_session_ends`] emits to a browser's sockets when its session ends.
+pub const SESSION_ENDED: &str = "session:ended";
+
+/// What to do with a browser's sockets when its session ends (S6).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OnSessionEnd {
+    /// Emit [`SESSION_ENDED`] with `{ "reason": ... }` and keep the sockets connected: they
+    /// get the missing outcome until the browser has a session again (a socket of a
+    /// regenerated session should reconnect to bind to the new one).
+    #[default]
+    Notify,
+    /// Emit [`SESSION_ENDED`], then disconnect the sockets.
+    NotifyAndDisconnect,
+}
+
+/// S6: session boundaries reach the sockets. Runs until the bridge's event stream ends (spawn
+/// it once beside the socket.io layer): for every session that ends, by HTTP, a socket, the
+/// by-id API, expiry, cleanup or `regenerate`, it emits [`SESSION_ENDED`] with
+/// `{ "reason": "destroyed" | "regenerated" | "expired" | "corrupt" }` to that browser's
+/// sockets (its client room, so with a multi-node adapter on every node) and, with
+/// [`OnSessionEnd::NotifyAndDisconnect`], disconnects them. The notice grants nothing:
+/// every later `with_session` on those sockets already gets the missing outcome.
+///
+/// ```
+/// use session_bridge::integrations::socketioxide::{OnSessionEnd, forward_session_ends};
+/// # let bridge = session_bridge::testing::test_bridge();
+/// let (_layer, io) = socketioxide::SocketIo::builder().with_state(bridge.clone()).build_layer();
+/// let notices = forward_session_ends(io, bridge, OnSessionEnd::Notify);
+/// # drop(notices);
+/// // In an app: `tokio::spawn(notices);`
+/// ```
+pub async fn forward_session_ends<A: Adapter>(
+    io: SocketIo<A>,
+    bridge: SessionBridge,
+    on_end: OnSessionEnd,
+) {
+    use futures::StreamExt as _;
+    let mut events = bridge.events();
+    let mut missed = 0;
+    while let Some(event) = events.next().await {
+        if events.missed() != missed {
+            missed = events.missed();
+            tracing::warn!(
+                missed,
+                "session-end notices fell behind; some sockets were not told"
+            );
+        }
+        let crate::BridgeEvent::SessionDestroy {
+            client_id: Some(client_id),
+            reason,
+            ..
+        } = event
+        else {
+            continue;
+        };
+        let room = io.to(bridge.client_room(&client_id));
+        let notice = serde_json::json!({ "reason": reason.as_str() });
+        if let Err(err) = room.emit(SESSION_ENDED, &notice).await {
+            tracing::debug!(error = %err, "a session-end notice did not reach every socket");
+        }
+        if on_end == OnSessionEnd::NotifyAndDisconnect
+            && let Err(err) = io.to(bridge.client_room(&client_id)).disconnect().await
+        {
+            tracing::debug!(error = %err, "a socket of an ended session did not disconnect");
+        }
+    }
+}
+
 /// The extractor found no binding: [`bind_session`] is not installed on this namespace.
 ///
 /// ```
