@@ -33,13 +33,15 @@ Feature: HTTP flow — one session per browser, carried by two signed cookies
     When Alice sends a request that does not touch the session
     Then Alice got a new client id
 
-  @H2a
-  Scenario: The browser that owns a session keeps using it
+  @H2a @H11
+  Scenario: The browser that owns a session keeps using it, and each write renews its cookie
     Given Alice has a session holding n = 1
     When Alice sends a request that increments n
     Then n is 2
-    And the response sets no session cookie
+    And the response sets a session cookie with Max-Age=86400
     And Alice's client id is mapped to Alice's session id
+    When Alice sends a request that reads the session
+    Then the response sets no session cookie
 
   @H2b @H7 @B5
   Scenario: After a restart an existing session is re-attached to its browser, not destroyed

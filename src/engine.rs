@@ -98,6 +98,23 @@ pub(crate) struct Engine {
     retired: std::sync::Mutex<RetiredClients>,
 }
 
+/// The state an update left: the record as stored and whether this call wrote it (H11: a
+/// write re-sends the session cookie).
+pub(crate) struct Saved {
+    loaded: Loaded,
+    written: bool,
+}
+
+impl Saved {
+    pub(crate) fn loaded(&self) -> &Loaded {
+        &self.loaded
+    }
+
+    pub(crate) fn written(&self) -> bool {
+        self.written
+    }
+}
+
 /// Either a loaded session or nothing; `Err` only for store failures and corrupt records.
 pub(crate) type LoadResult = Result<Option<Loaded>>;
 
@@ -413,7 +430,7 @@ impl Engine {
         ttl: Option<u64>,
         refresh: bool,
         apply: &(dyn Fn(&mut Map<String, Value>) + Send + Sync),
-    ) -> Result<Option<Loaded>> {
+    ) -> Result<Option<Saved>> {
         for _ in 0..WRITE_ATTEMPTS {
             let mut data = current.data().clone();
             apply(&mut data);
@@ -439,7 +456,10 @@ impl Engine {
                 }
                 Written::Unchanged => {
                     let (record, _) = current.into_parts();
-                    return Ok(Some(Loaded::new(record, data)));
+                    return Ok(Some(Saved {
+                        loaded: Loaded::new(record, data),
+                        written: false,
+                    }));
                 }
                 Written::Stored {
                     record,
@@ -447,7 +467,10 @@ impl Engine {
                 } => {
                     self.announce_set(sid, record.expires_at, false, data_changed);
                     self.retire_expired_mappings().await;
-                    return Ok(Some(Loaded::new(record, data)));
+                    return Ok(Some(Saved {
+                        loaded: Loaded::new(record, data),
+                        written: true,
+                    }));
                 }
                 Written::Conflict => match self.load(sid).await? {
                     Some(fresh) => current = fresh,

@@ -754,10 +754,12 @@ impl Session {
                 let saved = engine
                     .update_existing(sid, fresh, st.max_age, refresh, &apply)
                     .await?;
+                // H11: every write re-sends the cookie with the record's TTL, so the browser's
+                // cookie never expires before the record; a re-signed cookie goes out too.
                 if let Some(saved) = saved
-                    && (refresh || ttl_changed || session_cookie_stale)
+                    && (saved.written() || session_cookie_stale)
                 {
-                    let max_age = cookie_max_age(saved.record(), engine.now());
+                    let max_age = cookie_max_age(saved.loaded().record(), engine.now());
                     append_set_cookie(headers, &cfg.session_set_cookie(sid, max_age));
                 }
             }

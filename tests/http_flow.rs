@@ -537,3 +537,43 @@ fn h7_destroy_then_write_announces_the_owner() {
         );
     });
 }
+
+/// H11: every commit that writes the record re-sends the session cookie with the record's TTL
+/// as Max-Age, so an active user's cookie never expires before the record it names (the
+/// defect: only the response that created the session carried `Set-Cookie: app.sid`). A
+/// request that writes nothing sends no session cookie.
+#[test]
+fn h11_every_write_resends_the_session_cookie_with_the_records_ttl() {
+    block_on(async {
+        let w = world();
+        let mut b = Browser::new();
+        count(&mut b, &w.bridge).await;
+        for n in 2..=3 {
+            w.clock.advance(Duration::from_secs(3600));
+            let ex = b
+                .request(&w.bridge, |s| async move {
+                    let n = s.get::<u64>("n").await.unwrap().unwrap_or(0) + 1;
+                    s.insert("n", n).await.unwrap();
+                    n
+                })
+                .await;
+            assert_eq!(ex.value, n);
+            let set = ex
+                .set_cookie("app.sid")
+                .expect("a write re-sends the session cookie");
+            assert!(set.contains("Max-Age=86400"), "{set}");
+        }
+        let read = b
+            .request(
+                &w.bridge,
+                |s| async move { s.get::<u64>("n").await.unwrap() },
+            )
+            .await;
+        assert_eq!(read.value, Some(3));
+        assert_eq!(
+            read.set_cookie("app.sid"),
+            None,
+            "nothing written, nothing re-sent"
+        );
+    });
+}
