@@ -356,6 +356,16 @@ fn carries(pairs: &[(Vec<u8>, Vec<u8>)], name: &str, value: &str) -> bool {
         .any(|(k, v)| k == name.as_bytes() && v == value.as_bytes())
 }
 
+/// Whether `value` is among the first 8 values of cookie `name` (C6: the bridge verifies at
+/// most that many candidates per name; the pairs it skips as malformed only move it earlier).
+fn carries_within_cap(pairs: &[(Vec<u8>, Vec<u8>)], name: &str, value: &str) -> bool {
+    pairs
+        .iter()
+        .filter(|(k, _)| k == name.as_bytes())
+        .take(8)
+        .any(|(_, v)| v == value.as_bytes())
+}
+
 fuzz_target!(|input: &[u8]| {
     let ops = program(input);
     if ops.len() > 64 {
@@ -415,7 +425,11 @@ fuzz_target!(|input: &[u8]| {
             .iter()
             .flatten()
             .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b));
-        let expect_a = carries_a && !carries_b_session && !carries_b_client && visible_ascii;
+        let expect_a = carries_within_cap(&found, SESSION, &a.session_value)
+            && carries_within_cap(&found, CLIENT, &a.client_value)
+            && !carries_b_session
+            && !carries_b_client
+            && visible_ascii;
 
         for (channel, seen) in [
             ("HTTP", http_view(&bridge, &headers).await),

@@ -15,15 +15,25 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use session_bridge::{Record};
+use session_bridge::Record;
 
-const KEYS: [&str; 5] = ["expiresAt", "format", "session", "ttl", "version"];
+const KEYS: [&str; 7] = [
+    "createdAt",
+    "expiresAt",
+    "format",
+    "owner",
+    "session",
+    "ttl",
+    "version",
+];
 
 /// One field's value as JSON text, and what it means.
 #[derive(Clone, Debug)]
 enum Field {
     U64(u64),
     Str(String),
+    /// `null` (valid only as `owner`).
+    Null,
     /// JSON text that no field accepts (negative, float, too big, wrong type).
     Bad(&'static str),
 }
@@ -33,6 +43,7 @@ impl Field {
         match self {
             Field::U64(n) => n.to_string(),
             Field::Str(s) => Value::from(s.as_str()).to_string(),
+            Field::Null => "null".to_owned(),
             Field::Bad(t) => (*t).to_owned(),
         }
     }
@@ -61,8 +72,10 @@ impl Model {
     fn of(r: &Record) -> Self {
         Model {
             fields: vec![
+                ("createdAt", Field::U64(r.created_at)),
                 ("expiresAt", Field::U64(r.expires_at)),
                 ("format", Field::U64(Record::FORMAT)),
+                ("owner", r.owner.clone().map_or(Field::Null, Field::Str)),
                 ("session", Field::Str(r.session.clone())),
                 ("ttl", Field::U64(r.ttl)),
                 ("version", Field::U64(r.version)),
@@ -94,14 +107,26 @@ impl Model {
             Field::U64(n) => Some(*n),
             _ => None,
         };
-        if u64_of("format")? != Record::FORMAT {
-            return None;
-        }
+        let format = u64_of("format")?;
         let Field::Str(session) = self.get("session")? else {
             return None;
         };
         let mut r = Record::new(session.clone(), u64_of("expiresAt")?, u64_of("ttl")?);
         r.version = u64_of("version")?;
+        match format {
+            // Format 1 is migrated: created at its last write, no owner; the format 2
+            // fields, if any, are not read.
+            1 => {}
+            2 => {
+                r.created_at = u64_of("createdAt")?;
+                r.owner = match self.get("owner")? {
+                    Field::Null | Field::Bad("null") => None,
+                    Field::Str(tag) if !tag.is_empty() => Some(tag.clone()),
+                    _ => return None,
+                };
+            }
+            _ => return None,
+        }
         Some(r)
     }
 
@@ -116,20 +141,31 @@ impl Model {
 }
 
 /// A reading of the documented format with nothing but `serde_json`: an object whose
-/// `format` is 1, `session` a string, `expiresAt`, `ttl` and `version` unsigned integers.
+/// `format` is 1 or 2, `session` a string, `expiresAt`, `ttl` and `version` unsigned integers;
+/// format 2 also has `createdAt` (unsigned) and `owner` (null or a non-empty string).
 fn plain_reading(text: &str) -> Option<Record> {
     let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else {
         return None;
     };
-    if map.get("format")?.as_u64()? != Record::FORMAT {
-        return None;
-    }
+    let format = map.get("format")?.as_u64()?;
     let mut r = Record::new(
         map.get("session")?.as_str()?,
         map.get("expiresAt")?.as_u64()?,
         map.get("ttl")?.as_u64()?,
     );
     r.version = map.get("version")?.as_u64()?;
+    match format {
+        1 => {}
+        2 => {
+            r.created_at = map.get("createdAt")?.as_u64()?;
+            r.owner = match map.get("owner")? {
+                Value::Null => None,
+                Value::String(tag) if !tag.is_empty() => Some(tag.clone()),
+                _ => return None,
+            };
+        }
+        _ => return None,
+    }
     Some(r)
 }
 
@@ -165,6 +201,8 @@ fn record_from(base: &[u8]) -> Record {
     };
     let mut r = Record::new(String::from_utf8_lossy(base), word(0), word(1));
     r.version = word(2);
+    r.created_at = word(3);
+    r.owner = (word(4) % 2 == 1).then(|| format!("tag{:x}", word(4)));
     r
 }
 
@@ -202,6 +240,10 @@ fuzz_target!(|input: &[u8]| {
                         Field::Str(String::from_utf8_lossy(&[arg(), arg(), arg()]).into_owned())
                     }
                     "format" => Field::U64(u64::from(arg() % 3)),
+                    "owner" => match arg() % 3 {
+                        0 => Field::Null,
+                        n => Field::Str("t".repeat(usize::from(n))),
+                    },
                     _ => Field::U64(u64::from_le_bytes([
                         arg(),
                         arg(),
