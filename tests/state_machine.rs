@@ -20,7 +20,8 @@
 //! - strict ids: a session id or client id seen by A is never seen by B;
 //! - no resurrection: a destroyed, regenerated-away or expired session id never shows up
 //!   again, and `get_by_id` never finds it; a destroyed session's counter never comes back;
-//! - expiry: once the clock is past a session's last write plus the max age, nothing finds
+//! - expiry: once the clock is past a session's last write plus the max age (or its creation
+//!   plus the absolute timeout, whatever refreshed it: H9), nothing finds
 //!   it (`get_by_id`, HTTP, sockets) and the next write starts at 1;
 //! - `get_by_id` of every live session the bridge's mapping knows returns the model's counter;
 //!   of one it does not know (after a restart), none (B2).
@@ -38,6 +39,10 @@ use session_bridge::{Error, LiveStore, Record, Result, Session, SessionBridge, S
 
 const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 const MAX_AGE_MS: u64 = 24 * 3600 * 1000;
+/// H9: every session dies this long after its creation, whatever refreshed it (a few active
+/// hours of 1- and 6-hour steps reach it).
+const ABSOLUTE: Duration = Duration::from_secs(8 * 3600);
+const ABSOLUTE_MS: u64 = 8 * 3600 * 1000;
 const START_MS: u64 = 1_700_000_000_000;
 /// Clock steps: short ones, and one past the max age.
 const STEPS: [Duration; 5] = [
@@ -169,8 +174,11 @@ struct Side {
     browser: Browser,
     /// The counter of the live session; `None`: no live session.
     count: Option<u64>,
-    /// When the live session expires (its last write plus the max age).
+    /// When the live session expires (its last write plus the max age, never past its
+    /// creation plus the absolute timeout).
     expires_at: u64,
+    /// When the live session was created (a regenerate keeps it, H9).
+    created_at: u64,
     /// The id of the live session.
     sid: Option<String>,
     /// Whether the bridge's mapping holds the live session (`None`: unknown, after a failure).
@@ -186,11 +194,18 @@ impl Side {
             browser: Browser::new(),
             count: None,
             expires_at: 0,
+            created_at: 0,
             sid: None,
             mapped: None,
             sids: HashSet::new(),
             cids: HashSet::new(),
         }
+    }
+
+    /// A write at `now` moved the expiry: the max age from now, capped by the absolute
+    /// timeout from the creation (H9).
+    fn refreshed(&mut self, now: u64) {
+        self.expires_at = (now + MAX_AGE_MS).min(self.created_at + ABSOLUTE_MS);
     }
 
     /// The session ended (destroyed, moved away, expired): its id is dead for good.
@@ -204,8 +219,11 @@ impl Side {
 
     /// A write at `now` left the live session `sid` with counter `n`.
     fn written(&mut self, n: u64, sid: Option<String>, now: u64) {
+        if self.count.is_none() {
+            self.created_at = now;
+        }
         self.count = Some(n);
-        self.expires_at = now + MAX_AGE_MS;
+        self.refreshed(now);
         self.sid = sid;
         self.mapped = Some(true);
     }
@@ -225,6 +243,7 @@ fn build(clock: &ManualClock, store: &Arc<Faulty>) -> SessionBridge {
         .key("app.sid")
         .keys([[7u8; 32]])
         .max_age(MAX_AGE)
+        .absolute_timeout(ABSOLUTE)
         .clock(clock.clone())
         .store(Arc::clone(store))
         .build()
@@ -548,11 +567,14 @@ impl World {
             Some(n) => {
                 if side.count != Some(n) {
                     // The failed operation's write went through: it refreshed the expiry.
-                    side.expires_at = now + MAX_AGE_MS;
+                    if side.count.is_none() {
+                        side.created_at = now;
+                    }
+                    side.refreshed(now);
                 }
                 if side.sid != seen.sid {
                     side.sid = seen.sid.clone();
-                    side.expires_at = now + MAX_AGE_MS;
+                    side.refreshed(now);
                 }
                 side.count = Some(n);
                 side.mapped = Some(true);
