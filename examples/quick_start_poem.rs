@@ -3,7 +3,9 @@
 //! ```sh
 //! npm ci --prefix examples && cargo run --example quick_start_poem --features poem,socketioxide
 //! ```
-//! then open http://127.0.0.1:3000/ (`PORT` changes the port; `EVENT_LOG=1` prints events).
+//! then open http://127.0.0.1:3000/ (`PORT` changes the port; `EVENT_LOG=1` prints events;
+//! `SESSION_KEYS` holds the signing keys, comma-separated, newest first, each 32+ bytes:
+//! without it the keys are ephemeral and every restart logs everyone out).
 
 #[path = "shared/event_line.rs"]
 mod event_line;
@@ -45,6 +47,20 @@ async fn api_user(req: &Request, session: Session) -> Response {
 }
 
 #[handler]
+async fn api_login(req: &Request, session: Session) -> Response {
+    match shared::api_login(&session, req.uri().query()).await {
+        Ok(Ok(body)) => Json(body).into_response(),
+        Ok(Err(bad)) => (StatusCode::BAD_REQUEST, Json(bad)).into_response(),
+        Err(err) => reply(Err(err)),
+    }
+}
+
+#[handler]
+async fn api_logout(session: Session) -> Response {
+    reply(shared::api_logout(&session).await)
+}
+
+#[handler]
 fn plain() -> &'static str {
     "plain: this route never touches the session"
 }
@@ -73,12 +89,15 @@ async fn main() -> std::io::Result<()> {
     shared::spawn_event_log(&bridge);
     let (svc, io) = SocketIo::builder().with_state(bridge.clone()).build_svc();
     shared::register_socket_handlers(&io);
+    shared::spawn_session_end_notices(&io, &bridge);
 
     let app = Route::new()
         .at("/", get(index))
         .at("/api/session", get(api_session))
         .at("/api/read", get(api_read))
         .at("/api/user", get(api_user))
+        .at("/api/login", get(api_login))
+        .at("/api/logout", get(api_logout))
         .at("/plain", get(plain))
         .with(SessionMiddleware::new(bridge));
     // socket.io sits outside the session middleware: it reads cookies, never sets them.

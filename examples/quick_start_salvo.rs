@@ -3,7 +3,9 @@
 //! ```sh
 //! npm ci --prefix examples && cargo run --example quick_start_salvo --features salvo,socketioxide
 //! ```
-//! then open http://127.0.0.1:3000/ (`PORT` changes the port; `EVENT_LOG=1` prints events).
+//! then open http://127.0.0.1:3000/ (`PORT` changes the port; `EVENT_LOG=1` prints events;
+//! `SESSION_KEYS` holds the signing keys, comma-separated, newest first, each 32+ bytes:
+//! without it the keys are ephemeral and every restart logs everyone out).
 
 #[path = "shared/event_line.rs"]
 mod event_line;
@@ -46,6 +48,23 @@ async fn api_user(req: &mut Request, session: Session, res: &mut Response) {
 }
 
 #[handler]
+async fn api_login(req: &mut Request, session: Session, res: &mut Response) {
+    match shared::api_login(&session, req.uri().query()).await {
+        Ok(Ok(body)) => res.render(Json(body)),
+        Ok(Err(bad)) => {
+            res.status_code(StatusCode::BAD_REQUEST);
+            res.render(Json(bad));
+        }
+        Err(err) => reply(res, Err(err)),
+    }
+}
+
+#[handler]
+async fn api_logout(session: Session, res: &mut Response) {
+    reply(res, shared::api_logout(&session).await);
+}
+
+#[handler]
 async fn plain() -> &'static str {
     "plain: this route never touches the session"
 }
@@ -79,6 +98,7 @@ async fn main() -> salvo::Result<()> {
     shared::spawn_event_log(&bridge);
     let (layer, io) = SocketIo::builder().with_state(bridge.clone()).build_layer();
     shared::register_socket_handlers(&io);
+    shared::spawn_session_end_notices(&io, &bridge);
 
     let app = Router::new()
         .hoop(SessionHandler::new(bridge))
@@ -86,6 +106,8 @@ async fn main() -> salvo::Result<()> {
         .push(Router::with_path("api/session").get(api_session))
         .push(Router::with_path("api/read").get(api_read))
         .push(Router::with_path("api/user").get(api_user))
+        .push(Router::with_path("api/login").get(api_login))
+        .push(Router::with_path("api/logout").get(api_logout))
         .push(Router::with_path("plain").get(plain));
     let root = Router::new()
         .push(Router::with_path("vendor/socket.io.min.js").get(socket_io_js))

@@ -3,17 +3,23 @@
 //!
 //! For each of `quick_start_poem` and `quick_start_salvo` (built by `cargo test --all-features`,
 //! which builds the examples whose required features are on), the test
-//! 1. starts the binary with `PORT=0 EVENT_LOG=1` and reads the address it really bound from
-//!    its first stdout line;
+//! 1. starts the binary with `PORT=0 EVENT_LOG=1` (poem with `SESSION_KEYS` set, salvo without
+//!    it: ephemeral keys) and reads the address it really bound from its first stdout line;
 //! 2. runs `tests/e2e/quick_start_scenario.mjs` (the real Node `socket.io-client`: websocket,
-//!    polling, polling then upgrade; the checks of `tests/socketio_e2e.rs`) against it;
+//!    polling, polling then upgrade; the checks of `tests/socketio_e2e.rs`, login and logout
+//!    reaching the sockets as `session:ended` included: H8, S1, S6) against it;
 //! 3. runs `tests/e2e/browser.mjs`: Debian's headless Chromium clicks through the demo page
-//!    (HTTP and socket.io panels sharing one session, reset, a new session) and leaves a
+//!    (HTTP and socket.io panels sharing one session, reset, a new session, log in, the
+//!    socket's automatic reconnect after `session:ended`, log out, a bad name) and leaves a
 //!    screenshot in `tests/output/browser-<poem|salvo>.png`;
 //! 4. checks the `EVENT_LOG` lines: one JSON object per line with the seed's field names in the
 //!    documented order (`t`, `event`, ...), at least one `sessionSet` with `isNew` and `isInit`,
 //!    at least one `sessionDestroy`, and no session destroyed before it was set or destroyed
-//!    twice (H4, H6, H7).
+//!    twice (H4, H6, H7);
+//! 5. checks stderr: the ephemeral-keys warning exactly when `SESSION_KEYS` is unset (O1).
+//!
+//! `quick_starts_refuse_bad_session_keys`: a key shorter than 32 bytes in `SESSION_KEYS` stops
+//! both binaries with exit status 2 and a message, no panic, the key never printed (O1, L1).
 //!
 //! The binary is killed at the end, also when a check fails.
 //!
@@ -44,8 +50,8 @@ const NPM_CI_TIMEOUT: Duration = Duration::from_secs(180);
 /// Each script ends with `PASS <n> checks`; `n` below these means part of it did not run (a
 /// scenario, a transport or a step dropped), whatever its exit code. The counts of the full
 /// runs today.
-const SCENARIO_MIN_CHECKS: u64 = 243;
-const BROWSER_MIN_CHECKS: u64 = 30;
+const SCENARIO_MIN_CHECKS: u64 = 390;
+const BROWSER_MIN_CHECKS: u64 = 65;
 /// For the event log to show the events that the scenarios caused.
 const EVENTS_TIMEOUT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(20);
@@ -138,10 +144,16 @@ struct Example {
 }
 
 impl Example {
-    /// Starts `name` with `PORT=0 EVENT_LOG=1`; returns it and its base URL.
-    fn start(name: &'static str) -> (Self, String) {
+    /// Starts `name` with `PORT=0 EVENT_LOG=1` and `SESSION_KEYS` = `keys` (unset when
+    /// none); returns it and its base URL.
+    fn start(name: &'static str, keys: Option<&str>) -> (Self, String) {
         let bin = example_binary(name);
-        let mut child = Command::new(&bin)
+        let mut cmd = Command::new(&bin);
+        match keys {
+            Some(keys) => cmd.env("SESSION_KEYS", keys),
+            None => cmd.env_remove("SESSION_KEYS"),
+        };
+        let mut child = cmd
             .current_dir(root())
             .env("PORT", "0")
             .env("EVENT_LOG", "1")
@@ -530,12 +542,20 @@ fn wait_for_events(example: &Example) -> Vec<serde_json::Map<String, Value>> {
 
 // -- the test --------------------------------------------------------------------------------
 
-fn quick_start_end_to_end(name: &'static str, short: &str) {
+/// Two valid keys, newest first (O1): what `SESSION_KEYS` holds in production.
+const VALID_KEYS: &str =
+    "quick start e2e key 2 (newest) 32+ bytes long,quick start e2e key 1 (older) 32+ bytes long";
+/// The stderr line of a quick start started without `SESSION_KEYS` (O1).
+const EPHEMERAL_WARNING: &str =
+    "SESSION_KEYS is not set: using ephemeral keys; every restart logs everyone out";
+
+fn quick_start_end_to_end(name: &'static str, short: &str, keys: Option<&str>) {
     let _serial = serial();
     require_tools();
     let started = Instant::now();
-    let (mut example, url) = Example::start(name);
+    let (mut example, url) = Example::start(name, keys);
     println!("---- {name} listening on {url}");
+    let full_stderr = Arc::clone(&example.stderr);
     let e2e = root().join("tests").join("e2e");
 
     let what = format!("node tests/e2e/quick_start_scenario.mjs ({name})");
@@ -611,15 +631,93 @@ fn quick_start_end_to_end(name: &'static str, short: &str) {
         println!("---- {name} stderr\n{stderr}");
     }
     drop(example);
+    // O1: the warning about ephemeral keys exactly when SESSION_KEYS is unset. Read after the
+    // process was killed and its stderr reader joined: the whole stderr.
+    let stderr = full_stderr
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    assert_eq!(
+        stderr.contains(EPHEMERAL_WARNING),
+        keys.is_none(),
+        "{name}: O1: the ephemeral-keys warning on stderr (SESSION_KEYS {}); stderr:\n{stderr}",
+        if keys.is_some() { "set" } else { "unset" },
+    );
     println!("---- {name}: everything took {:?}", started.elapsed());
 }
 
+/// poem runs with `SESSION_KEYS` set, salvo without (ephemeral keys): both ways of O1 serve
+/// the whole scenario.
 #[test]
 fn quick_start_poem_end_to_end() {
-    quick_start_end_to_end("quick_start_poem", "poem");
+    quick_start_end_to_end("quick_start_poem", "poem", Some(VALID_KEYS));
 }
 
 #[test]
 fn quick_start_salvo_end_to_end() {
-    quick_start_end_to_end("quick_start_salvo", "salvo");
+    quick_start_end_to_end("quick_start_salvo", "salvo", None);
+}
+
+/// O1, O2: a `SESSION_KEYS` with a key shorter than 32 bytes (or an empty one) stops the
+/// quick start at once with status 2 and a message naming the variable and the rule; no
+/// panic, no listening, and the key itself is never printed (L1).
+#[test]
+fn quick_starts_refuse_bad_session_keys() {
+    const SHORT: &str = "short-key-sentinel-31-bytes-xyz";
+    assert_eq!(SHORT.len(), 31);
+    let _serial = serial();
+    for name in ["quick_start_poem", "quick_start_salvo"] {
+        let bin = example_binary(name);
+        let cases = [
+            (
+                format!(
+                    "{}{SHORT}",
+                    &VALID_KEYS[..VALID_KEYS.find(',').unwrap() + 1]
+                ),
+                "key 2 of 2 is 31 bytes",
+            ),
+            (SHORT.to_owned(), "key 1 of 1 is 31 bytes"),
+            (String::new(), "key 1 of 1 is 0 bytes"),
+        ];
+        for (keys, why) in cases {
+            let what = format!("{name} with a bad SESSION_KEYS ({why})");
+            let out = run(
+                Command::new(&bin)
+                    .current_dir(root())
+                    .env("PORT", "0")
+                    .env("SESSION_KEYS", &keys),
+                &what,
+                LISTEN_TIMEOUT,
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{what}: exit status; stderr:\n{}",
+                out.stderr
+            );
+            assert!(
+                out.stderr.contains("SESSION_KEYS")
+                    && out.stderr.contains(why)
+                    && out.stderr.contains("at least 32 bytes"),
+                "{what}: stderr should name SESSION_KEYS, the key and the rule:\n{}",
+                out.stderr
+            );
+            assert!(
+                !out.stderr.contains("panicked"),
+                "{what}: a panic:\n{}",
+                out.stderr
+            );
+            assert!(
+                !out.stderr.contains(SHORT),
+                "{what}: L1: the key is printed:\n{}",
+                out.stderr
+            );
+            assert!(
+                !out.stdout.contains("listening on"),
+                "{what}: it listened:\n{}",
+                out.stdout
+            );
+            println!("---- {what}: exit 2, {:?}", out.stderr.trim());
+        }
+    }
 }

@@ -13,7 +13,11 @@
 //! - HTTP requests during a slow socket handler lose no update on either side (S3, H4);
 //! - `session:reset` over the socket destroys the session; HTTP then starts a new one (S2, S3,
 //!   H2 d, H4);
-//! - a foreign `Origin` is refused with `connect_error` "origin not allowed" (S1).
+//! - a foreign `Origin` is refused with `connect_error` "origin not allowed" (S1);
+//! - login (`/api/login`, regenerate first) and logout (`/api/logout`) reach the sockets as
+//!   `session:ended` (`forward_session_ends`); a socket reconnected with the new cookies sees
+//!   the new session, one with only the client cookie never does; a client cookie planted
+//!   before the login does not follow the session; bad names get 400 (H8, S1, S6).
 //!
 //! The server is the brief's shape with one deliberate change: the event handlers are
 //! registered in a connect middleware after `bind_session` (see [`register_events`]), not in
@@ -38,7 +42,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value, json};
-use session_bridge::integrations::socketioxide::bind_session;
+use session_bridge::integrations::socketioxide::{
+    OnSessionEnd, bind_session, forward_session_ends,
+};
 use session_bridge::{
     SameSite, Session, SessionBridge, SocketSession,
     clock::{Clock, SystemClock},
@@ -57,8 +63,8 @@ const SCENARIO_TIMEOUT: Duration = Duration::from_secs(55);
 const NPM_CI_TIMEOUT: Duration = Duration::from_secs(180);
 /// The scenario's closing line is `PASS <n> checks, ...`; `n` below this means that part of it
 /// did not run (a scenario or a transport dropped, a check skipped), whatever its exit code.
-/// The count of the full run today: 7 scenarios x 3 transports.
-const SCENARIO_MIN_CHECKS: u64 = 243;
+/// The count of the full run today: 10 scenarios x 3 transports.
+const SCENARIO_MIN_CHECKS: u64 = 390;
 /// Upper bound for `session:inc-slow`'s delay.
 const MAX_SLOW_DELAY_MS: u64 = 5_000;
 
@@ -136,9 +142,37 @@ async fn route(
             json_response(&http_payload(session).await?)
         }
         "/api/read" => json_response(&http_payload(session).await?),
+        // The quick starts' login (H8: regenerate first) and logout, for the script's S6
+        // scenarios.
+        "/api/login" => match login_name(req.uri().query()) {
+            Some(name) => {
+                session.regenerate().await?;
+                session.insert("user", name).await?;
+                json_response(&http_payload(session).await?)
+            }
+            None => respond(
+                StatusCode::BAD_REQUEST,
+                "application/json",
+                json!({ "ok": false, "error": "bad-name" }).to_string(),
+            ),
+        },
+        "/api/logout" => {
+            session.destroy().await?;
+            json_response(&json!({ "ok": true, "from": "http:logout" }))
+        }
         "/plain" => respond(StatusCode::OK, "text/plain", "plain"),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found"),
     })
+}
+
+/// `name=` of the query: 1 to 32 characters of `[A-Za-z0-9_-]`.
+fn login_name(query: Option<&str>) -> Option<&str> {
+    let name = query?.split('&').find_map(|kv| kv.strip_prefix("name="))?;
+    let valid = (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    valid.then_some(name)
 }
 
 /// The glue around every route: begin (cookies in), route, commit (Set-Cookie out); a store
@@ -245,12 +279,14 @@ async fn register_events(s: SocketRef) -> Result<(), Infallible> {
 struct Server {
     port: u16,
     task: JoinHandle<()>,
+    notices: JoinHandle<()>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         // The accept loop owns the JoinSet of connections: aborting it aborts them all.
         self.task.abort();
+        self.notices.abort();
     }
 }
 
@@ -268,8 +304,14 @@ async fn start_server() -> Server {
         move |req| handle(bridge.clone(), req)
     });
     let (svc, io) = SocketIo::builder()
-        .with_state(bridge)
+        .with_state(bridge.clone())
         .build_with_inner_svc(http);
+    // S6: `session:ended` to the sockets of a browser whose session ends.
+    let notices = tokio::spawn(forward_session_ends(
+        io.clone(),
+        bridge,
+        OnSessionEnd::Notify,
+    ));
     // `bind_session` runs first (the last `with`), then `register_events`; both before CONNECT.
     io.ns("/", (async || {}).with(register_events).with(bind_session));
 
@@ -294,7 +336,11 @@ async fn start_server() -> Server {
             });
         }
     });
-    Server { port, task }
+    Server {
+        port,
+        task,
+        notices,
+    }
 }
 
 // -- node --------------------------------------------------------------------------------

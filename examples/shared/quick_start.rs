@@ -1,6 +1,7 @@
 //! What the poem and salvo quick starts share: the seed README's protocol, written once.
 //!
-//! HTTP (`/api/session`, `/api/read`, `/plain`, `/`) is routed by each framework and calls the
+//! HTTP (`/api/session`, `/api/read`, `/api/user`, `/api/login`, `/api/logout`, `/plain`,
+//! `/`) is routed by each framework and calls the
 //! functions here; the socket.io side is the same for both.
 #![allow(dead_code)] // each example uses a subset
 
@@ -8,36 +9,90 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use session_bridge::clock::{Clock, SystemClock};
-use session_bridge::integrations::socketioxide::bind_session;
-use session_bridge::{SameSite, Session, SessionBridge, SessionContext, SessionId, SocketSession};
+use session_bridge::integrations::socketioxide::{
+    OnSessionEnd, bind_session, forward_session_ends,
+};
+use session_bridge::{
+    Key, SameSite, Session, SessionBridge, SessionContext, SessionId, SocketSession,
+};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
 
-/// Fixed demo keys: a real app loads its own from configuration.
-const DEMO_KEYS: [&str; 2] = [
-    "demo key 1: replace me with 32+ random bytes",
-    "demo key 2: an older key that still verifies",
-];
+/// The warning printed when `SESSION_KEYS` is unset (O1).
+pub const EPHEMERAL_WARNING: &str =
+    "SESSION_KEYS is not set: using ephemeral keys; every restart logs everyone out";
 
-/// The bridge of the Quick Start: key `app.sid`, signed, 1 day, SameSite Lax, HttpOnly,
-/// `secure(false)` for local http.
+/// The signing keys of `SESSION_KEYS` (O1): comma-separated, newest first (the first signs,
+/// all verify), each at least [`Key::MIN_LEN`] bytes. `Ok(None)` when the variable is unset;
+/// an error message (naming the variable and the key's position, never the key) when it is
+/// set but not usable.
+pub fn session_keys_from(value: Option<&str>) -> Result<Option<Vec<Key>>, String> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let parts: Vec<&str> = value.split(',').map(str::trim).collect();
+    let total = parts.len();
+    let mut keys = Vec::with_capacity(total);
+    for (i, part) in parts.into_iter().enumerate() {
+        if part.len() < Key::MIN_LEN {
+            return Err(format!(
+                "SESSION_KEYS: key {} of {total} is {} bytes; each key must be at least {} bytes \
+                 (comma-separated, newest first)",
+                i + 1,
+                part.len(),
+                Key::MIN_LEN
+            ));
+        }
+        keys.push(Key::try_from(part).map_err(|err| format!("SESSION_KEYS: {err}"))?);
+    }
+    Ok(Some(keys))
+}
+
+/// The bridge of the Quick Start: key `app.sid`, signed with `SESSION_KEYS` (ephemeral keys
+/// and a warning on stderr when unset), 1 day, SameSite Lax, HttpOnly, `secure(false)` for
+/// local http. A bad `SESSION_KEYS` or option exits with status 2 and a message.
 pub fn bridge() -> SessionBridge {
-    let built = SessionBridge::builder()
+    let env = std::env::var("SESSION_KEYS");
+    let keys = match env {
+        Ok(value) => session_keys_from(Some(&value)),
+        Err(std::env::VarError::NotPresent) => session_keys_from(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err("SESSION_KEYS is not valid UTF-8".into()),
+    };
+    let builder = SessionBridge::builder()
         .key("app.sid")
-        .keys(DEMO_KEYS)
         .max_age(Duration::from_secs(24 * 3600))
         .same_site(Some(SameSite::Lax))
         .http_only(true)
-        .secure(false)
-        .build();
-    match built {
+        .secure(false);
+    let builder = match keys {
+        Ok(Some(keys)) => builder.keys(keys),
+        Ok(None) => {
+            eprintln!("warning: {EPHEMERAL_WARNING}");
+            builder.ephemeral_keys(true)
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            std::process::exit(2);
+        }
+    };
+    match builder.build() {
         Ok(bridge) => bridge,
         Err(err) => {
-            eprintln!("invalid bridge options: {err}");
+            eprintln!("error: invalid bridge options: {err}");
             std::process::exit(2);
         }
     }
+}
+
+/// S6: tells a browser's sockets when its session ends (`session:ended` with the reason,
+/// sockets kept connected); the demo page then reconnects to bind to its new session.
+pub fn spawn_session_end_notices(io: &SocketIo, bridge: &SessionBridge) {
+    tokio::spawn(forward_session_ends(
+        io.clone(),
+        bridge.clone(),
+        OnSessionEnd::Notify,
+    ));
 }
 
 /// `PORT` from the environment, default 3000.
@@ -203,4 +258,42 @@ pub async fn api_user(session: &Session, query: Option<&str>) -> session_bridge:
         .collect();
     session.insert("user", name).await?;
     http_payload(session).await
+}
+
+/// A login name (`GET /api/login?name=..`): 1 to 32 characters of `[A-Za-z0-9_-]`, taken as
+/// is from the query (no percent-decoding: every allowed character is sent unencoded).
+pub fn login_name(query: Option<&str>) -> Option<&str> {
+    let name = query?.split('&').find_map(|kv| kv.strip_prefix("name="))?;
+    let valid = (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    valid.then_some(name)
+}
+
+/// The body of a 400 for a bad login name.
+pub fn bad_name() -> Value {
+    json!({ "ok": false, "error": "bad-name" })
+}
+
+/// `GET /api/login?name=NAME`: `Ok(Err(bad_name()))` (answered 400, session untouched) for a
+/// bad name; else a new session id and a new client id first (H8: a client cookie planted
+/// before the login cannot follow the session; the old record ends with `regenerated`, S6),
+/// then `user` = NAME, answered like `/api/session`.
+pub async fn api_login(
+    session: &Session,
+    query: Option<&str>,
+) -> session_bridge::Result<Result<Value, Value>> {
+    let Some(name) = login_name(query) else {
+        return Ok(Err(bad_name()));
+    };
+    session.regenerate().await?;
+    session.insert("user", name).await?;
+    http_payload(session).await.map(Ok)
+}
+
+/// `GET /api/logout`: destroys the session (its sockets hear `session:ended` `destroyed`, S6).
+pub async fn api_logout(session: &Session) -> session_bridge::Result<Value> {
+    session.destroy().await?;
+    Ok(json!({ "ok": true, "from": "http:logout" }))
 }

@@ -23,8 +23,25 @@
 //     session, and the socket's exact `{ ok: false, error: "missing-session" }` (H4, S2, S4);
 // And at each stage the browser holds exactly the expected cookies, each HttpOnly, and
 // `document.cookie` is empty: the page's script cannot read them (H5, H8).
+//     The page also heard `session:ended` `destroyed` and reconnected its socket: #ended
+//     reads "destroyed" (S6);
 //  8. HTTP +1 again: a NEW sessionId with httpCount 1, and WS read shows that new id (H2 d,
-//     H4, S2).
+//     H4, S2);
+//  9. Log in as "grace": #http shows user "grace" under a NEW sessionId with the data kept
+//     (httpCount 1), #current-user "grace"; the reply's clientId and the client cookie are new
+//     (H8); the page heard `session:ended` `regenerated` (#ended), reconnected, and #ws shows
+//     the new sessionId and user "grace" without a click (S6); WS +1 then writes to the new
+//     session and HTTP read sees it;
+// 10. Log out: #auth-status "logged out", #current-user "-", #http no session; #ended
+//     "destroyed", #ws no session after the automatic reconnect; the page got exactly the
+//     logout reply and an /api/read with the SAME clientId (H8: destroy keeps it) and no
+//     session; every socket reply is the exact missing-session one, and so is a WS read
+//     (S6, S4); only the client cookie is left;
+// 11. a bad login name: #auth-status says so, the reply is exactly 400 `bad-name`, nobody is
+//     logged in;
+// 12. in a second, fresh browser context: logging in before any session existed (nothing
+//     ends, so no `session:ended`) also leaves the socket bound to the new session: the page
+//     reconnects it itself (H8 gives the login a new client id).
 // Before each click the panel it updates is blanked (every field set to "?"), so a check can
 // only pass on what that click rendered, never on what an earlier one left.
 
@@ -53,6 +70,8 @@ const SESSION_COOKIE = "app.sid";
 const CLIENT_COOKIE = "app.sid.cid";
 /** The socket's exact reply without a session (S4): the page renders every `{ ok: false }` as "none". */
 const MISSING = { ok: false, error: "missing-session" };
+const BAD_NAME = { ok: false, error: "bad-name" };
+const SID = /^[A-Za-z0-9_-]{16,}$/;
 
 class CheckFailed extends Error {}
 
@@ -153,7 +172,9 @@ function eq(label, actual, expected) {
 
 /**
  * Wraps the page's own `socket.emit` so that every ack the page gets is also kept, as it came,
- * in `window.__acks` (`{ event, reply }`): the panels only show a rendering of it.
+ * in `window.__acks` (`{ event, reply }`, or `{ event, error }` when the page's ack timed out
+ * or its socket disconnected meanwhile): the panels only show a rendering of it. The page asks
+ * with `socket.timeout(ms).emit(...)`, whose ack gets `(err, reply)`.
  */
 async function recordAcks() {
   await within(
@@ -163,9 +184,9 @@ async function recordAcks() {
       socket.emit = (event, ...args) => {
         const ack = args.at(-1);
         if (typeof ack === "function") {
-          args[args.length - 1] = (reply) => {
-            window.__acks.push({ event, reply });
-            ack(reply);
+          args[args.length - 1] = (...got) => {
+            window.__acks.push(got[0] ? { event, error: String(got[0]?.message ?? got[0]) } : { event, reply: got[1] });
+            ack(...got);
           };
         }
         return emit(event, ...args);
@@ -181,6 +202,51 @@ async function takeAcks() {
     page.evaluate(() => window.__acks.splice(0)),
     "read the page's acks",
   );
+}
+
+/** The replies among `acks` (not the ones lost to a disconnect), which must be >= 1 and all `MISSING`. */
+function expectAllMissing(label, acks) {
+  const replies = acks.filter((a) => !("error" in a));
+  if (replies.length === 0 || !replies.every((a) => a.event === "session:get" && isDeepStrictEqual(a.reply, MISSING))) {
+    throw new CheckFailed(`${label}: expected only session:get replies ${show(MISSING)}, got ${show(acks)}`);
+  }
+  pass(`${label} (${replies.length} replies)`);
+}
+
+/** Sets the text of the elements `ids` to "?", so the next check waits for a fresh render. */
+async function blankText(...ids) {
+  await within(
+    page.evaluate(
+      ({ ids, pending }) => {
+        for (const id of ids) document.getElementById(id).textContent = pending;
+      },
+      { ids, pending: PENDING },
+    ),
+    `blank ${ids.join(", ")}`,
+  );
+}
+
+/** Polls (bounded) until `#id` shows `want` (what `matches` takes); returns the text. */
+async function expectText(label, id, want) {
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  for (;;) {
+    const now = await within(page.evaluate((id) => document.getElementById(id)?.textContent ?? null, id), `read #${id}`);
+    if (now !== null && matches(now, want)) {
+      pass(label);
+      return now;
+    }
+    if (Date.now() >= deadline) {
+      const w = typeof want === "function" ? want.toString() : want;
+      throw new CheckFailed(`${label}: after ${STEP_TIMEOUT_MS} ms #${id} shows ${show(now)}, expected ${show(w)}`);
+    }
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+/** The value of the browser's cookie `name` (undefined without it). */
+async function cookieValue(name) {
+  const cookies = await within(page.context().cookies(), "read the browser's cookies");
+  return cookies.find((c) => c.name === name)?.value;
 }
 
 /** Every JSON body the page fetched from /api/*, `{ path, body }`, in order of arrival. */
@@ -238,7 +304,11 @@ async function scenario(base) {
     const url = msg.location()?.url ?? "";
     // The demo page has no icon and the examples serve none: the browser's own
     // /favicon.ico request answering 404 is not the page's error.
-    if (msg.type() === "error" && new URL(url || base, base).pathname !== "/favicon.ico") {
+    // Step 11's bad login name answers 400 on purpose (its reply is checked exactly): the
+    // browser logs every 4xx resource as a console error.
+    const path = new URL(url || base, base).pathname;
+    const expected400 = path === "/api/login" && msg.text().includes("status of 400");
+    if (msg.type() === "error" && path !== "/favicon.ico" && !expected400) {
       pageErrors.push(`console.error: ${msg.text()}${url ? ` (${url})` : ""}`);
     }
   });
@@ -318,6 +388,7 @@ async function scenario(base) {
   // 7. Reset destroys the session for both channels
   takeApiReplies();
   await takeAcks();
+  await blankText("ended");
   await click("reset", "http", "ws");
   const zero = { httpCount: "0", wsCount: "0", user: "-" };
   await expectPanel('Reset: #http shows sessionId "none" and counts 0', "http", { sessionId: "none", ...zero });
@@ -329,9 +400,8 @@ async function scenario(base) {
     { path: "/api/session?reset=1", status: 200, body: { ok: true, from: "http:reset" } },
     { path: "/api/read", status: 200, body: { ok: true, clientId, sessionId: null, session: {} } },
   ]);
-  eq("Reset: the socket's reply is exactly the missing-session one (S2, S4)", await takeAcks(), [
-    { event: "session:get", reply: MISSING },
-  ]);
+  await expectText('S6: Reset: the page heard session:ended "destroyed" and reconnected (#ended)', "ended", "destroyed");
+  expectAllMissing("Reset: every socket reply is exactly the missing-session one (S2, S4)", await takeAcks());
   await expectHttpOnlyCookies("after Reset (the session cookie is cleared, the client cookie kept: H8)", [
     CLIENT_COOKIE,
   ]);
@@ -354,11 +424,148 @@ async function scenario(base) {
     wsCount: "0",
   });
 
-  const status = await page.textContent("#status", { timeout: STEP_TIMEOUT_MS });
-  if (status !== "connected") throw new CheckFailed(`#status at the end: ${JSON.stringify(status)}`);
-  pass("the socket stayed connected throughout");
+  // 9. Log in: a new session and a new client id; the socket reconnects by itself
+  const clientCookieBefore = await cookieValue(CLIENT_COOKIE);
+  await within(page.fill("#login-name", "grace", { timeout: STEP_TIMEOUT_MS }), "fill #login-name");
+  takeApiReplies();
+  await blankText("ended", "current-user", "auth-status");
+  await click("login", "http", "ws");
+  const loggedIn = await expectPanel('Log in: #http shows user "grace" and the data kept (httpCount 1)', "http", {
+    user: "grace",
+    httpCount: "1",
+    wsCount: "0",
+    sessionId: (t) => SID.test(t),
+  });
+  if (loggedIn.sessionId === renewed.sessionId) {
+    throw new CheckFailed(`H8: the session id after the login is the pre-login one (${renewed.sessionId})`);
+  }
+  pass("H8: the login moved the session to a new sessionId");
+  await expectText('Log in: #current-user "grace"', "current-user", "grace");
+  await expectText('Log in: #auth-status "logged in as grace"', "auth-status", "logged in as grace");
+  // The page reads first (to know whether a session will end), then logs in.
+  const [readReply, loginReply, ...moreLogin] = await Promise.all(takeApiReplies());
+  eq("Log in: the page read, then sent exactly one /api/login", [readReply?.path, readReply?.body?.sessionId, loginReply?.path, loginReply?.status, moreLogin.length], [
+    "/api/read",
+    renewed.sessionId,
+    "/api/login?name=grace",
+    200,
+    0,
+  ]);
+  const newClientId = loginReply.body?.clientId;
+  if (typeof newClientId !== "string" || newClientId.length === 0 || newClientId === clientId) {
+    throw new CheckFailed(`H8: the login's clientId should be new, got ${show(newClientId)} (was ${show(clientId)})`);
+  }
+  pass("H8: the login issued a new clientId");
+  eq("Log in: the reply names the session #http shows", [loginReply.body.ok, loginReply.body.sessionId], [
+    true,
+    loggedIn.sessionId,
+  ]);
+  const clientCookieAfter = await cookieValue(CLIENT_COOKIE);
+  if (!clientCookieAfter || clientCookieAfter === clientCookieBefore) {
+    throw new CheckFailed("H8: the client cookie did not change at the login");
+  }
+  pass("H8: the browser holds a new client cookie after the login");
+  await expectHttpOnlyCookies("after Log in", [CLIENT_COOKIE, SESSION_COOKIE]);
+  await expectText('S6: Log in: the page heard session:ended "regenerated" and reconnected (#ended)', "ended", "regenerated");
+  await expectPanel('S6: Log in: #ws shows the NEW sessionId and user "grace" after the automatic reconnect', "ws", {
+    sessionId: loggedIn.sessionId,
+    user: "grace",
+    httpCount: "1",
+  });
+  await click("ws-inc", "ws");
+  await expectPanel("WS +1 after the login: the reconnected socket writes to the new session", "ws", {
+    sessionId: loggedIn.sessionId,
+    user: "grace",
+    wsCount: "1",
+  });
+  await click("http-read", "http");
+  await expectPanel("HTTP read after the login: #http sees the socket's write", "http", {
+    sessionId: loggedIn.sessionId,
+    user: "grace",
+    wsCount: "1",
+  });
+
+  // 10. Log out: the session is destroyed for both channels
+  takeApiReplies();
+  await takeAcks();
+  await blankText("ended", "current-user", "auth-status");
+  await click("logout", "http", "ws");
+  await expectText('Log out: #auth-status "logged out"', "auth-status", "logged out");
+  await expectText('Log out: #current-user "-"', "current-user", "-");
+  await expectPanel('Log out: #http shows sessionId "none"', "http", { sessionId: "none", ...zero });
+  await expectText('S6: Log out: the page heard session:ended "destroyed" and reconnected (#ended)', "ended", "destroyed");
+  await expectPanel('S6: Log out: #ws reports no session after the automatic reconnect', "ws", {
+    sessionId: "none",
+    ...zero,
+  });
+  eq("Log out: the page's HTTP replies, exactly (H4; H8: destroy keeps the client id)", await Promise.all(takeApiReplies()), [
+    { path: "/api/logout", status: 200, body: { ok: true, from: "http:logout" } },
+    { path: "/api/read", status: 200, body: { ok: true, clientId: newClientId, sessionId: null, session: {} } },
+  ]);
+  expectAllMissing("Log out: every socket reply is exactly the missing-session one (S6, S4)", await takeAcks());
+  await expectHttpOnlyCookies("after Log out (only the client cookie is left)", [CLIENT_COOKIE]);
+  await click("ws-read", "ws");
+  await expectPanel('WS read after the logout: #ws sessionId "none"', "ws", { sessionId: "none", ...zero });
+  eq("WS read after the logout: exactly the missing-session reply", await takeAcks(), [
+    { event: "session:get", reply: MISSING },
+  ]);
+
+  // 11. A bad login name
+  await within(page.fill("#login-name", "bad name!", { timeout: STEP_TIMEOUT_MS }), "fill #login-name");
+  await blankText("auth-status");
+  await click("login");
+  await expectText("a bad login name: #auth-status says so", "auth-status", (t) => t.startsWith("bad name"));
+  eq("a bad login name: the reply is exactly 400 bad-name", (await Promise.all(takeApiReplies())).slice(1), [
+    { path: "/api/login?name=bad%20name!", status: 400, body: BAD_NAME },
+  ]);
+  await expectText('a bad login name: #current-user still "-"', "current-user", "-");
+
+  await expectText('#status "connected" at the end (the socket reconnected after each session end)', "status", "connected");
+
+  // 12. A fresh browser logs in before it has any session: nothing ends, so the page itself
+  // reconnects its socket (bound to the pre-login client id) to the new one.
+  await loginInAFreshBrowser(base, browser);
   if (pageErrors.length) throw new CheckFailed(`errors on the page:\n  ${pageErrors.join("\n  ")}`);
   pass("no JavaScript error on the page");
+}
+
+async function loginInAFreshBrowser(base, chromiumBrowser) {
+  const context = await within(chromiumBrowser.newContext(), "new context (fresh browser)");
+  const fresh = await within(context.newPage(), "new page (fresh browser)");
+  fresh.on("pageerror", (err) => pageErrors.push(`pageerror (fresh browser): ${err.message}`));
+  try {
+    const res = await fresh.goto(base, { waitUntil: "load", timeout: STEP_TIMEOUT_MS });
+    eq("fresh browser: the page loads", res?.status(), 200);
+    await fresh.waitForFunction(() => document.getElementById("status")?.textContent === "connected", null, {
+      timeout: STEP_TIMEOUT_MS,
+    });
+    pass("fresh browser: its socket connected (no session yet)");
+    await within(fresh.fill("#login-name", "first-login", { timeout: STEP_TIMEOUT_MS }), "fill #login-name");
+    await fresh.click("#login", { timeout: STEP_TIMEOUT_MS });
+    const deadline = Date.now() + STEP_TIMEOUT_MS;
+    let seen;
+    for (;;) {
+      seen = await within(
+        fresh.evaluate(() =>
+          ["http", "ws"].map((p) =>
+            ["sessionId", "user"].map((f) => document.querySelector(`#${p} [data-field="${f}"]`).textContent),
+          ),
+        ),
+        "read the fresh page's panels",
+      );
+      const [[hSid, hUser], [wSid, wUser]] = seen;
+      if (SID.test(hSid) && hUser === "first-login" && wSid === hSid && wUser === "first-login") break;
+      if (Date.now() >= deadline) {
+        throw new CheckFailed(`fresh browser: after the login the panels show ${show(seen)}, expected one session with user "first-login" in both`);
+      }
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+    pass('fresh browser: after the login #http and #ws show the same new session with user "first-login"');
+    const ended = await within(fresh.textContent("#ended"), "read #ended (fresh browser)");
+    eq("fresh browser: no session ended (there was none before the login)", ended, "-");
+  } finally {
+    await within(context.close(), "close the fresh browser").catch(() => {});
+  }
 }
 
 async function main() {

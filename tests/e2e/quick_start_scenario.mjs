@@ -20,7 +20,13 @@
 //   `session:inc` -> `wsCount += 1`, same payload; `session:reset` -> session destroyed,
 //   `{ ok: true }`; `session:inc-slow (delayMs)` -> like inc, waiting delayMs inside the
 //   session handler; a socket without a session gets `{ ok: false, error: "missing-session" }`;
-// - a handshake whose `Origin` is foreign is refused: `connect_error` "origin not allowed".
+// - a handshake whose `Origin` is foreign is refused: `connect_error` "origin not allowed";
+// - `GET /api/login?name=NAME` (NAME: 1..=32 of `[A-Za-z0-9_-]`, else 400
+//   `{ ok: false, error: "bad-name" }`): regenerates (new session id AND new client id, H8),
+//   sets `user`, answers like `/api/session`; `GET /api/logout` destroys the session and
+//   answers `{ ok: true, from: "http:logout" }`;
+// - when a session ends, its browser's sockets get the event `session:ended` with
+//   `{ reason: "destroyed" | "regenerated" | ... }` and stay connected (S6).
 //
 // Scenarios (SPEC ids from SPEC.md), each run on every transport:
 // 1. socket and HTTP see each other's writes, same sessionId, no bookkeeping fields in the
@@ -40,7 +46,17 @@
 // 6. `session:reset` over the socket destroys the session; HTTP ignores the dead cookie
 //    and the next `/api/session` starts a new session, which the socket then sees
 //    (S2, S3, H2 d, H4);
-// 7. a foreign `Origin` is refused with `connect_error` "origin not allowed" (S1).
+// 7. a foreign `Origin` is refused with `connect_error` "origin not allowed" (S1);
+// 8. login and logout reach the sockets: a socket connected before the login hears
+//    `session:ended` `regenerated` and gets missing-session from then on; reconnected with
+//    the browser's new cookies (same socket object, a new handshake) it is bound to the new
+//    session and sees `user`; a socket presenting only the new client cookie never sees the
+//    session, not even after an HTTP write; `/api/logout` makes the socket hear `destroyed`
+//    and get missing-session, and keeps the client id (H8, S1, S2, S6, H4);
+// 9. a client cookie planted before the login (an attacker's, with the attacker's socket
+//    open) does not follow the session: the login issues a new client id, the attacker's
+//    socket never sees or writes the victim's session (H8, S1, H2);
+// 10. bad login names get 400 `bad-name` and change nothing; 32 characters are accepted.
 //
 // The HTTP requests run one after the other within a browser on purpose: like koa-session,
 // two overlapping requests of one browser that write the same key are last-writer-wins
@@ -55,7 +71,9 @@ const SESSION_COOKIE = "app.sid";
 const CLIENT_COOKIE = "app.sid.cid";
 const FOREIGN_ORIGIN = "http://evil.example";
 const MISSING = { ok: false, error: "missing-session" };
-const SESSION_KEYS = new Set(["createdAt", "httpCount", "wsCount"]);
+const SESSION_KEYS = new Set(["createdAt", "httpCount", "wsCount", "user"]);
+const SESSION_ENDED = "session:ended";
+const BAD_NAME = { ok: false, error: "bad-name" };
 
 const TRANSPORTS = [
   { name: "websocket", transports: ["websocket"], upgrade: false, final: "websocket" },
@@ -196,6 +214,14 @@ class Run {
       extraHeaders,
     });
     this.sockets.push(socket);
+    return this.ready(socket);
+  }
+
+  /**
+   * Resolves once `socket` (its engine just opened) is connected and, for the upgrade
+   * transport, upgraded; rejects on `connect_error` with `err.connectError` set; bounded.
+   */
+  ready(socket) {
     const ready = new Promise((resolve, reject) => {
       let connected = false;
       let upgraded = !this.t.upgrade;
@@ -204,18 +230,43 @@ class Run {
         upgraded = true;
         settle();
       });
-      socket.on("connect", () => {
+      socket.once("connect", () => {
         connected = true;
         if (socket.io.engine.transport.name === "websocket") upgraded = true;
         settle();
       });
-      socket.on("connect_error", (err) => {
+      socket.once("connect_error", (err) => {
         const e = new CheckFailed(`connect_error: ${err.message}`);
         e.connectError = err;
         reject(e);
       });
     });
     return within(ready, `${this.t.name} connect${this.t.upgrade ? " and upgrade" : ""}`);
+  }
+
+  /**
+   * What a browser does after `session:ended`: the same socket disconnects and connects
+   * again, a new handshake carrying `cookie` (the browser's cookies now).
+   */
+  async reconnect(socket, cookie) {
+    socket.disconnect();
+    const extraHeaders = { ...(socket.io.opts.extraHeaders ?? {}) };
+    if (cookie) extraHeaders.cookie = cookie;
+    else delete extraHeaders.cookie;
+    socket.io.opts.extraHeaders = extraHeaders;
+    socket.connect();
+    await this.ready(socket);
+    this.eq("socket reconnected on the expected transport", socket.io.engine.transport.name, this.t.final);
+  }
+
+  /**
+   * The payload of the next `event` that `socket` receives from now on, bounded; call it
+   * before what should cause the event, await it after.
+   */
+  nextEvent(socket, event, what) {
+    const next = within(new Promise((resolve) => socket.once(event, resolve)), what);
+    next.catch(() => {}); // awaited by the caller; this only avoids an unhandled rejection meanwhile
+    return next;
   }
 
   /** A connected socket on the expected transport. */
@@ -491,6 +542,127 @@ async function foreignOrigin(r) {
   r.eq("the same browser from its own origin is accepted", (await r.ask(same, "session:get")).ok, true);
 }
 
+async function loginAndLogout(r) {
+  const b = r.browser();
+  const before = await r.touch(b);
+  const oldClientCookie = b.jar.get(CLIENT_COOKIE);
+  const oldSessionCookie = b.jar.get(SESSION_COOKIE);
+  const s = await r.socket({ cookie: b.cookie() });
+  r.eq("before the login the socket sees the session", (await r.ask(s, "session:get")).sessionId, before.sessionId);
+
+  const regenerated = r.nextEvent(s, SESSION_ENDED, "session:ended on the pre-login socket after the login");
+  const login = await b.get("/api/login?name=ada");
+  r.eq("GET /api/login?name=ada answers 200", login.status, 200);
+  r.eq("login: ok", login.body?.ok, true);
+  r.eq("login sets user", login.body?.session?.user, "ada");
+  r.eq("H5: login keeps the session's data: httpCount", login.body?.session?.httpCount, 1);
+  r.ok(
+    "H8: login moves the session to a new sessionId",
+    typeof login.body?.sessionId === "string" && login.body.sessionId !== before.sessionId,
+    show(login.body),
+  );
+  r.ok(
+    "H8: login issues a new clientId",
+    typeof login.body?.clientId === "string" && login.body.clientId !== before.clientId,
+    show(login.body),
+  );
+  r.ok(
+    "H8: login sends a new client cookie",
+    login.setCookies.includes(CLIENT_COOKIE) && b.jar.get(CLIENT_COOKIE) !== oldClientCookie,
+    show(login.setCookies),
+  );
+  r.ok(
+    "login sends a new session cookie",
+    login.setCookies.includes(SESSION_COOKIE) && b.jar.get(SESSION_COOKIE) !== oldSessionCookie,
+    show(login.setCookies),
+  );
+  r.eq("S6: the socket connected before the login hears session:ended regenerated", await regenerated, {
+    reason: "regenerated",
+  });
+  r.eq("S6/H8: the pre-login socket no longer sees the session", await r.ask(s, "session:get"), MISSING);
+  r.eq("S6/H8: ... nor writes to it", await r.ask(s, "session:inc"), MISSING);
+
+  await r.reconnect(s, b.cookie());
+  const after = await r.ask(s, "session:get");
+  r.eq("S6: reconnected with the new cookies, the socket is bound to the new session", after.sessionId, login.body.sessionId);
+  r.eq("S6: ... and sees user", after.session?.user, "ada");
+  r.eq("the reconnected socket writes to the new session", (await r.ask(s, "session:inc")).session?.wsCount, 1);
+  const read = await r.json(b, "/api/read");
+  r.eq("HTTP sees the same session after the login", read.sessionId, login.body.sessionId);
+  r.eq("HTTP sees user and the socket's write", [read.session?.user, read.session?.wsCount], ["ada", 1]);
+
+  const cidOnly = await r.socket({ cookie: `${CLIENT_COOKIE}=${b.jar.get(CLIENT_COOKIE)}` });
+  r.eq("S1: a socket with only the client cookie does not see the session", await r.ask(cidOnly, "session:get"), MISSING);
+  const touched = await r.touch(b);
+  r.eq("HTTP writes to the session meanwhile", touched.session.httpCount, 2);
+  r.eq("S1: ... not even after that HTTP write", await r.ask(cidOnly, "session:get"), MISSING);
+  r.eq("S1: ... and it cannot write to it", await r.ask(cidOnly, "session:inc"), MISSING);
+  const still = await r.json(b, "/api/read");
+  r.eq("S1: the session kept only the bound socket's write", still.session?.wsCount, 1);
+
+  const destroyed = r.nextEvent(s, SESSION_ENDED, "session:ended after the logout");
+  const logout = await b.get("/api/logout");
+  r.eq("GET /api/logout answers", [logout.status, logout.body], [200, { ok: true, from: "http:logout" }]);
+  r.ok("H4: logout clears the session cookie", !b.jar.has(SESSION_COOKIE), show([...b.jar.keys()]));
+  r.eq("S6: the socket hears session:ended destroyed", await destroyed, { reason: "destroyed" });
+  r.eq("S6: session:get after the logout: missing-session", await r.ask(s, "session:get"), MISSING);
+  const gone = await r.json(b, "/api/read");
+  r.eq("HTTP after the logout: no session", [gone.sessionId ?? null, gone.session ?? {}], [null, {}]);
+  r.eq("H8: logout keeps the client id", gone.clientId, login.body.clientId);
+}
+
+async function plantedClientCookie(r) {
+  const attacker = r.browser();
+  const own = await r.json(attacker, "/api/read");
+  const planted = attacker.jar.get(CLIENT_COOKIE);
+  r.ok("the attacker holds a client cookie", typeof planted === "string" && planted.length > 0, show([...attacker.jar.keys()]));
+  const spy = await r.socket({ cookie: `${CLIENT_COOKIE}=${planted}` });
+  r.eq("the attacker's socket has no session yet", await r.ask(spy, "session:get"), MISSING);
+
+  const victim = r.browser();
+  victim.jar.set(CLIENT_COOKIE, planted);
+  const login = await victim.get("/api/login?name=victim");
+  r.eq("the victim logs in with the planted client cookie", [login.status, login.body?.session?.user], [200, "victim"]);
+  r.ok("H8: the login's clientId is not the planted one", login.body?.clientId !== own.clientId, show(login.body));
+  r.ok("H8: the login replaces the planted client cookie", victim.jar.get(CLIENT_COOKIE) !== planted);
+  r.eq("H8: the attacker's socket does not see the victim's session", await r.ask(spy, "session:get"), MISSING);
+  r.eq("H8: ... nor writes to it", await r.ask(spy, "session:inc"), MISSING);
+  const theirs = await r.json(attacker, "/api/read");
+  r.eq("H2: the attacker's browser has no session", [theirs.sessionId ?? null, theirs.session ?? {}], [null, {}]);
+  const mine = await r.json(victim, "/api/read");
+  r.eq("the victim's session is intact", [mine.sessionId, mine.session?.user, mine.session?.wsCount], [
+    login.body.sessionId,
+    "victim",
+    undefined,
+  ]);
+}
+
+async function badLoginNames(r) {
+  const b = r.browser();
+  const before = await r.touch(b);
+  const bad = [
+    ["empty", "?name="],
+    ["no name", ""],
+    ["33 characters", `?name=${"a".repeat(33)}`],
+    ["a space", "?name=a%20b"],
+    ["markup", "?name=%3Cb%3E"],
+    ["a dot", "?name=a.b"],
+  ];
+  for (const [label, query] of bad) {
+    const res = await b.get(`/api/login${query}`);
+    r.eq(`a bad name (${label}) gets 400 bad-name`, [res.status, res.body], [400, BAD_NAME]);
+  }
+  const read = await r.json(b, "/api/read");
+  r.eq("bad names change nothing: same session, same client, no user", [read.sessionId, read.clientId, read.session?.user], [
+    before.sessionId,
+    before.clientId,
+    undefined,
+  ]);
+  const name = `${"Az09_-".repeat(5)}xy`;
+  const ok = await b.get(`/api/login?name=${name}`);
+  r.eq("a 32-character name is accepted", [name.length, ok.status, ok.body?.session?.user], [32, 200, name]);
+}
+
 const SCENARIOS = [
   ["socket and HTTP see each other's writes (S1 S2 S3 H2 H4 H7)", sharedBothWays],
   ["socket connected before the session existed (S1 S2 S5 H1 H4)", connectedBeforeSession],
@@ -499,6 +671,9 @@ const SCENARIOS = [
   ["no lost update between HTTP and session:inc-slow (S3 H4)", noLostUpdate],
   ["session:reset over the socket (S2 S3 H2 H4)", socketReset],
   ["foreign Origin refused (S1)", foreignOrigin],
+  ["login and logout reach the sockets (H8 S1 S2 S6 H4)", loginAndLogout],
+  ["a client cookie planted before the login does not follow the session (H8 S1 H2)", plantedClientCookie],
+  ["bad login names (400 bad-name)", badLoginNames],
 ];
 
 // -- main -------------------------------------------------------------------------------
