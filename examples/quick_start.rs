@@ -27,12 +27,6 @@ use session_bridge::{
     clock::{Clock, SystemClock},
 };
 
-/// Demo signing keys, newest first (the first signs, both verify). A real app loads 32+
-/// random bytes per key from its secrets, never from source code.
-const KEYS: [&str; 2] = [
-    "demo key 2 -- replace with 32+ random bytes",
-    "demo key 1 -- an older key, still accepted",
-];
 
 /// The `/api/session` handler of the original README.
 async fn api_session(session: &Session) -> session_bridge::Result<Value> {
@@ -101,9 +95,19 @@ fn print_events(events: &mut EventStream) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Signing keys come from the environment (`SESSION_KEYS`, comma-separated, newest first,
+    // 32+ bytes each), never from source code; without them this one-process demo uses
+    // ephemeral keys (O1).
+    let keys: Vec<String> = std::env::var("SESSION_KEYS")
+        .map(|v| v.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
+    if keys.is_empty() {
+        eprintln!("SESSION_KEYS is not set: using ephemeral keys (fine for this demo)");
+    }
     let bridge = SessionBridge::builder()
         .key("app.sid")
-        .keys(KEYS)
+        .ephemeral_keys(keys.is_empty())
+        .keys(keys)
         .max_age(Duration::from_secs(24 * 3600))
         .secure(false) // local plain http; keep the default `true` in production
         .same_site(Some(SameSite::Lax))

@@ -117,6 +117,14 @@ impl TryFrom<&str> for Key {
     }
 }
 
+/// A key read from configuration (`SESSION_KEYS`): its UTF-8 bytes.
+impl TryFrom<String> for Key {
+    type Error = Error;
+    fn try_from(text: String) -> Result<Self, Error> {
+        Key::try_from(text.into_bytes())
+    }
+}
+
 impl<const N: usize> TryFrom<[u8; N]> for Key {
     type Error = Error;
     fn try_from(bytes: [u8; N]) -> Result<Self, Error> {
