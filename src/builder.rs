@@ -49,6 +49,7 @@ const YEAR: u64 = 365 * DAY;
 /// | `absolute_timeout` | none (1 minute ..= 400 days): a session dies that long after its creation, whatever refreshed it |
 /// | `commit_on_server_error` | `false`: a 5xx response commits nothing |
 /// | `rotate_client_on_destroy` | `false`: a destroyed session's browser keeps its client id |
+/// | `last_writer_wins` | `false`: a commit whose read key changed meanwhile is a 409 (H12) |
 ///
 /// ```
 /// use session_bridge::{SameSite, SessionBridge};
@@ -92,6 +93,7 @@ pub struct SessionBridgeBuilder {
     absolute_timeout: Option<Duration>,
     commit_on_server_error: bool,
     rotate_client_on_destroy: bool,
+    last_writer_wins: bool,
 }
 
 impl Default for SessionBridgeBuilder {
@@ -124,6 +126,7 @@ impl Default for SessionBridgeBuilder {
             absolute_timeout: None,
             commit_on_server_error: false,
             rotate_client_on_destroy: false,
+            last_writer_wins: false,
         }
     }
 }
@@ -772,6 +775,15 @@ impl SessionBridgeBuilder {
         self
     }
 
+    /// H12: whether an HTTP commit may overwrite a key that another writer changed after this
+    /// request read it (default `false`: such a commit fails with
+    /// [`Error::ReadConflict`](crate::Error::ReadConflict), a 409, and commits nothing).
+    /// `true` restores last-writer-wins, where concurrent read-modify-writes lose updates.
+    pub fn last_writer_wins(mut self, on: bool) -> Self {
+        self.last_writer_wins = on;
+        self
+    }
+
     /// H8: whether destroying a session also gives the browser a new client id (default
     /// `false`, as in the original: an open socket then follows the browser's next session).
     pub fn rotate_client_on_destroy(mut self, on: bool) -> Self {
@@ -951,7 +963,8 @@ impl SessionBridgeBuilder {
             self.ids,
             Policy::new(self.rolling, self.renew)
                 .commit_on_server_error(self.commit_on_server_error)
-                .rotate_client_on_destroy(self.rotate_client_on_destroy),
+                .rotate_client_on_destroy(self.rotate_client_on_destroy)
+                .last_writer_wins(self.last_writer_wins),
             OriginPolicy::new(self.allowed_origins).https(self.secure),
             self.event_buffer,
         );

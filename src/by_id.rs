@@ -200,7 +200,10 @@ impl SessionBridge {
             return Ok(false);
         };
         let changes = Changes::replacement();
-        let apply = move |fresh: &mut Map<String, Value>| changes.apply(&data, fresh);
+        let apply = move |fresh: &mut Map<String, Value>| {
+            changes.apply(&data, fresh);
+            Ok(())
+        };
         Ok(engine
             .update_existing(sid, current, ttl, false, &apply)
             .await?

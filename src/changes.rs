@@ -28,6 +28,33 @@ impl Changes {
         self.keys.insert(key.to_owned(), value);
     }
 
+    /// Whether this writer wrote `key` (or replaced the whole object).
+    pub(crate) fn touches(&self, key: &str) -> bool {
+        self.replaced || self.keys.contains_key(key)
+    }
+
+    /// Takes `later`'s key changes on top of these (a replacement stays a replacement).
+    pub(crate) fn absorb(&mut self, later: Changes) {
+        if later.replaced {
+            *self = later;
+        } else {
+            self.keys.extend(later.keys);
+        }
+    }
+
+    /// H12: whether a key this writer both read (with the value in `reads`) and wrote holds
+    /// something else in `fresh`, the record as it is now: another writer changed it in
+    /// between, and writing ours would lose that change silently.
+    pub(crate) fn conflicts(
+        &self,
+        reads: &BTreeMap<String, Option<Value>>,
+        fresh: &Map<String, Value>,
+    ) -> bool {
+        reads
+            .iter()
+            .any(|(key, seen)| self.touches(key) && fresh.get(key) != seen.as_ref())
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         !self.replaced && self.keys.is_empty()
     }

@@ -63,6 +63,7 @@ pub(crate) struct Policy {
     renew: bool,
     commit_on_server_error: bool,
     rotate_client_on_destroy: bool,
+    last_writer_wins: bool,
 }
 
 impl Policy {
@@ -81,6 +82,11 @@ impl Policy {
 
     pub(crate) fn rotate_client_on_destroy(mut self, on: bool) -> Self {
         self.rotate_client_on_destroy = on;
+        self
+    }
+
+    pub(crate) fn last_writer_wins(mut self, on: bool) -> Self {
+        self.last_writer_wins = on;
         self
     }
 }
@@ -204,6 +210,11 @@ impl Engine {
     /// H10: whether a response with this status commits the request's session changes.
     pub(crate) fn commits(&self, status: http::StatusCode) -> bool {
         !status.is_server_error() || self.policy.commit_on_server_error
+    }
+
+    /// H12: whether an HTTP commit skips the read-set conflict check.
+    pub(crate) fn last_writer_wins(&self) -> bool {
+        self.policy.last_writer_wins
     }
 
     /// H8: whether destroying a session gives the browser a new client id.
@@ -429,11 +440,11 @@ impl Engine {
         mut current: Loaded,
         ttl: Option<u64>,
         refresh: bool,
-        apply: &(dyn Fn(&mut Map<String, Value>) + Send + Sync),
+        apply: &(dyn Fn(&mut Map<String, Value>) -> Result<()> + Send + Sync),
     ) -> Result<Option<Saved>> {
         for _ in 0..WRITE_ATTEMPTS {
             let mut data = current.data().clone();
-            apply(&mut data);
+            apply(&mut data)?;
             // An owner tag made with an older key is re-made with the newest one at this
             // write, as cookies are re-signed, so the old key can be retired later (ST2).
             let base = match self.retagged(sid, current.record()) {

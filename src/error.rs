@@ -97,6 +97,11 @@ pub enum Error {
         /// How many compare-and-set attempts were made.
         attempts: u32,
     },
+    /// H12: this request read a key and wrote it, and another writer changed that key in
+    /// between; nothing of the request was committed (the glue answers 409). Read-modify-write
+    /// of shared keys belongs in [`Session::update`](crate::Session::update).
+    #[error("a session key this request read and wrote was changed by another writer meanwhile")]
+    ReadConflict,
 }
 
 /// Lets infallible conversions (a [`Key`](crate::Key) into itself) feed the builder.
@@ -132,7 +137,7 @@ impl Error {
     /// ```
     pub fn status(&self) -> http::StatusCode {
         match self {
-            Error::Conflict { .. } => http::StatusCode::CONFLICT,
+            Error::Conflict { .. } | Error::ReadConflict => http::StatusCode::CONFLICT,
             Error::ForbiddenOrigin => http::StatusCode::FORBIDDEN,
             _ => http::StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -1,5 +1,6 @@
 //! The HTTP session handle: a JSON object loaded on first use, with typed helpers.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -90,6 +91,19 @@ struct State {
     max_age: Option<u64>,
     /// The client id `regenerate` replaced (H8): never re-sent again.
     retired_client: Option<String>,
+    /// H12: the stored value of each key this request read before writing it (`None`:
+    /// absent), checked against the fresh record at commit.
+    reads: BTreeMap<String, Option<Value>>,
+}
+
+impl State {
+    /// Remembers what the request saw of `key`, unless it is its own write.
+    fn read(&mut self, key: &str) {
+        if !self.changes.touches(key) && !self.reads.contains_key(key) {
+            self.reads
+                .insert(key.to_owned(), self.data.get(key).cloned());
+        }
+    }
 }
 
 impl Session {
@@ -110,6 +124,7 @@ impl Session {
                     moved_from: None,
                     max_age: None,
                     retired_client: None,
+                    reads: BTreeMap::new(),
                 }),
             }),
         }
@@ -296,7 +311,11 @@ impl Session {
     /// # Errors
     /// A store error while loading.
     pub async fn get_value(&self, key: &str) -> Result<Option<Value>> {
-        self.with_data(|st| st.data.get(key).cloned()).await
+        self.with_data(|st| {
+            st.read(key);
+            st.data.get(key).cloned()
+        })
+        .await
     }
 
     /// Sets `key` to `value`. Writing the value already there is not a change.
@@ -395,6 +414,7 @@ impl Session {
     /// A store error while loading.
     pub async fn remove_value(&self, key: &str) -> Result<Option<Value>> {
         self.with_data(|st| {
+            st.read(key);
             let old = st.data.remove(key);
             if old.is_some() {
                 self.changed(st, key, None);
@@ -476,7 +496,14 @@ impl Session {
     /// # Errors
     /// A store error while loading.
     pub async fn data(&self) -> Result<Map<String, Value>> {
-        self.with_data(|st| st.data.clone()).await
+        self.with_data(|st| {
+            let keys: Vec<String> = st.data.keys().cloned().collect();
+            for key in &keys {
+                st.read(key);
+            }
+            st.data.clone()
+        })
+        .await
     }
 
     /// Whether the session object has no keys.
@@ -585,6 +612,111 @@ impl Session {
         .await
     }
 
+    /// H12: read-modify-write at once, under the session's lock, on the record as it is in
+    /// the store now, like a socket's `with_session`: `f` changes the session object and its
+    /// result is written before `update` returns, so N concurrent requests that each add 1
+    /// give exactly +N. The way to update shared keys (counters, carts) over HTTP; a plain
+    /// `get` then `insert` of a key another writer changed meanwhile is refused at commit
+    /// ([`Error::ReadConflict`]). A new session (not stored yet) is updated in place and
+    /// stored at commit. The request's other changes still go in at commit.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// # let mut browser = session_bridge::testing::Browser::new();
+    /// let visits = browser
+    ///     .request(&bridge, async |s| {
+    ///         s.update(|data| {
+    ///             let n = data.get("visits").and_then(|v| v.as_u64()).unwrap_or(0) + 1;
+    ///             data.insert("visits".into(), n.into());
+    ///             n
+    ///         })
+    ///         .await
+    ///     })
+    ///     .await??;
+    /// assert_eq!(visits, 1);
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// A store error, [`Error::SessionTooLarge`], [`Error::Conflict`] (the record kept
+    /// changing under writers that do not take the lock).
+    pub async fn update<R>(&self, f: impl FnOnce(&mut Map<String, Value>) -> R) -> Result<R> {
+        self.ensure_loaded().await?;
+        let engine = Arc::clone(&self.shared.engine);
+        let stored = {
+            let st = self.state();
+            match (&st.sid, &st.base, &st.moved_from) {
+                (Some(sid), Some(_), None) => Some(sid.clone()),
+                _ => None,
+            }
+        };
+        let Some(sid) = stored else {
+            // Not in the store (new, or moving in a regenerate): change it in place.
+            let mut st = self.state();
+            let before = st.data.clone();
+            let value = f(&mut st.data);
+            let changes = Changes::diff(&before, &st.data);
+            st.changes.absorb(changes);
+            self.assign_id_if_new(&mut st);
+            return Ok(value);
+        };
+        let _lock = engine.lock(&sid).await;
+        let Some(fresh) = engine.load(&sid).await? else {
+            // Gone meanwhile (never resurrected): what `f` writes starts a new session.
+            let mut st = self.state();
+            st.sid = None;
+            st.base = None;
+            st.data = Map::new();
+            st.changes = Changes::default();
+            let value = f(&mut st.data);
+            st.changes = Changes::diff(&Map::new(), &st.data);
+            self.assign_id_if_new(&mut st);
+            return Ok(value);
+        };
+        let mut ours = fresh.data().clone();
+        let value = f(&mut ours);
+        let changes = Changes::diff(fresh.data(), &ours);
+        if changes.is_empty() {
+            return Ok(value);
+        }
+        let apply = {
+            let (changes, ours) = (changes.clone(), ours.clone());
+            move |now: &mut Map<String, Value>| {
+                changes.apply(&ours, now);
+                Ok(())
+            }
+        };
+        let saved = engine
+            .update_existing(&sid, fresh, None, false, &apply)
+            .await?;
+        let mut st = self.state();
+        match saved {
+            Some(saved) => {
+                // The request's own pending changes stay on top of what is stored now; what
+                // `f` wrote counts as read at its new value (it is not a stale read).
+                let mut data = saved.loaded().data().clone();
+                st.changes.apply(&st.data.clone(), &mut data);
+                for key in ours.keys().chain(st.reads.clone().keys()) {
+                    if changes.touches(key) {
+                        st.reads
+                            .insert(key.clone(), saved.loaded().data().get(key).cloned());
+                    }
+                }
+                st.data = data;
+                st.base = Some(saved.loaded().record().clone());
+            }
+            None => {
+                st.sid = None;
+                st.base = None;
+                st.data = Map::new();
+                st.changes = Changes::default();
+            }
+        }
+        Ok(value)
+    }
+
     /// Overrides this session's max-age (its record TTL and cookie max-age), from this
     /// response on.
     ///
@@ -687,6 +819,9 @@ impl Session {
                     return Ok(());
                 };
                 let (fresh_record, mut data) = fresh.into_parts();
+                if !engine.last_writer_wins() && st.changes.conflicts(&st.reads, &data) {
+                    return Err(Error::ReadConflict); // H12, as for a plain write
+                }
                 st.changes.apply(&st.data, &mut data);
                 let ttl = st.max_age.unwrap_or(fresh_record.ttl);
                 let created = if data.is_empty() {
@@ -750,7 +885,17 @@ impl Session {
                 };
                 let changes = st.changes.clone();
                 let ours = st.data.clone();
-                let apply = move |fresh: &mut Map<String, Value>| changes.apply(&ours, fresh);
+                let reads = st.reads.clone();
+                let check = !engine.last_writer_wins();
+                let apply = move |fresh: &mut Map<String, Value>| {
+                    // H12: a key read and written here that someone changed meanwhile: refuse
+                    // the whole request rather than lose their write silently.
+                    if check && changes.conflicts(&reads, fresh) {
+                        return Err(Error::ReadConflict);
+                    }
+                    changes.apply(&ours, fresh);
+                    Ok(())
+                };
                 let saved = engine
                     .update_existing(sid, fresh, st.max_age, refresh, &apply)
                     .await?;

@@ -424,7 +424,10 @@ impl SocketSession {
             return Ok(true);
         }
         let ours = data.clone();
-        let apply = move |fresh: &mut Map<String, Value>| changes.apply(&ours, fresh);
+        let apply = move |fresh: &mut Map<String, Value>| {
+            changes.apply(&ours, fresh);
+            Ok(())
+        };
         Ok(self
             .engine
             .update_existing(sid, loaded, None, false, &apply)

@@ -131,14 +131,16 @@ async fn route(
             json_response(&json!({ "ok": true, "from": "http:reset" }))
         }
         "/api/session" => {
-            if session.get_value("createdAt").await?.is_none() {
-                session.insert("createdAt", SystemClock.now_ms()).await?;
-            }
-            let count = session
-                .get_value("httpCount")
-                .await?
-                .and_then(|v| v.as_u64());
-            session.insert("httpCount", count.unwrap_or(0) + 1).await?;
+            // One atomic update under the session's lock (H12): parallel requests of one browser each
+            // add exactly 1, none is lost and none is refused.
+            let now = SystemClock.now_ms();
+            session
+                .update(|data| {
+                    data.entry("createdAt").or_insert_with(|| now.into());
+                    let count = data.get("httpCount").and_then(Value::as_u64).unwrap_or(0);
+                    data.insert("httpCount".into(), (count + 1).into());
+                })
+                .await?;
             json_response(&http_payload(session).await?)
         }
         "/api/read" => json_response(&http_payload(session).await?),

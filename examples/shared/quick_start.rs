@@ -119,11 +119,16 @@ pub async fn api_session(session: &Session, reset: bool) -> session_bridge::Resu
         session.destroy().await?;
         return Ok(json!({ "ok": true, "from": "http:reset" }));
     }
-    if session.get_value("createdAt").await?.is_none() {
-        session.insert("createdAt", SystemClock.now_ms()).await?;
-    }
-    let count = session.get::<u64>("httpCount").await?.unwrap_or(0);
-    session.insert("httpCount", count + 1).await?;
+    // One atomic update under the session's lock (H12): parallel requests of one browser each
+    // add exactly 1, none is lost and none is refused.
+    let now = SystemClock.now_ms();
+    session
+        .update(|data| {
+            data.entry("createdAt").or_insert_with(|| now.into());
+            let count = data.get("httpCount").and_then(Value::as_u64).unwrap_or(0);
+            data.insert("httpCount".into(), (count + 1).into());
+        })
+        .await?;
     http_payload(session).await
 }
 
