@@ -260,6 +260,24 @@ impl Engine {
         self.locks.acquire(sid)
     }
 
+    /// [`lock`](Self::lock), recording the wait in `span`'s `lock_wait_us`.
+    pub(crate) async fn lock_timed(
+        &self,
+        sid: &str,
+        span: &tracing::Span,
+    ) -> crate::locks::SessionLock {
+        let started = std::time::Instant::now();
+        let lock = self.locks.acquire(sid).await;
+        let waited = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        span.record("lock_wait_us", waited);
+        lock
+    }
+
+    /// The keyed tag that names session `sid` in logs and spans (L1), never the id.
+    pub(crate) fn session_tag(&self, sid: &str) -> IdTag {
+        self.gateway.tag(sid)
+    }
+
     /// GW1 plus its consequences: an expired or corrupt record is destroyed and announced.
     pub(crate) async fn load(&self, sid: &str) -> LoadResult {
         match self.gateway.fetch(sid).await? {

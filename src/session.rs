@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use http::HeaderMap;
+use tracing::Instrument as _;
 
 use crate::changes::Changes;
 use crate::cookies::append_set_cookie;
@@ -753,6 +754,44 @@ impl Session {
         session_cookie_stale: bool,
         discard: bool,
     ) -> Result<()> {
+        // Observability: one span per commit, with the session's keyed tag (never its id),
+        // what happened, how long the commit waited for the session's lock and took in all.
+        let span = tracing::debug_span!(
+            "session_bridge.commit",
+            session = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            lock_wait_us = tracing::field::Empty,
+            elapsed_us = tracing::field::Empty,
+        );
+        let started = std::time::Instant::now();
+        let result = self
+            .commit_inner(
+                &span,
+                headers,
+                send_client_cookie,
+                session_cookie_stale,
+                discard,
+            )
+            .instrument(span.clone())
+            .await;
+        let outcome = match &result {
+            Ok(outcome) => *outcome,
+            Err(Error::ReadConflict | Error::Conflict { .. }) => "conflict",
+            Err(_) => "error",
+        };
+        span.record("outcome", outcome);
+        span.record("elapsed_us", micros(started));
+        result.map(drop)
+    }
+
+    async fn commit_inner(
+        &self,
+        span: &tracing::Span,
+        headers: &mut HeaderMap,
+        send_client_cookie: bool,
+        session_cookie_stale: bool,
+        discard: bool,
+    ) -> Result<&'static str> {
         let engine = Arc::clone(&self.shared.engine);
         let cfg = engine.cookies();
         if discard {
@@ -763,7 +802,7 @@ impl Session {
             if send_client_cookie && !engine.is_retired_client(cid) {
                 append_set_cookie(headers, &cfg.client_set_cookie(cid));
             }
-            return Ok(());
+            return Ok("discarded");
         }
         // An old-key session cookie must be re-signed, which needs the record's TTL.
         if session_cookie_stale {
@@ -778,7 +817,7 @@ impl Session {
             append_set_cookie(headers, &cfg.client_set_cookie(&cid));
         }
         if !st.loaded {
-            return Ok(()); // H3: never touched
+            return Ok("untouched"); // H3: never touched
         }
 
         // Owners now, before a new session is mapped to this client and hides them (H7).
@@ -797,7 +836,7 @@ impl Session {
         // Sessions this request ended with `destroy`.
         let destroy_ended = async || -> Result<bool> {
             for sid in &st.destroy {
-                let _lock = engine.lock(sid).await;
+                let _lock = engine.lock_timed(sid, span).await;
                 engine
                     .destroy_owned(sid, owner_of(sid), EndReason::Destroyed)
                     .await?;
@@ -805,18 +844,22 @@ impl Session {
             Ok(!st.destroy.is_empty())
         };
 
+        if let Some(sid) = st.moved_from.as_deref().or(st.sid.as_deref()) {
+            span.record("session", tracing::field::display(engine.session_tag(sid)));
+        }
+        let mut outcome = "unchanged";
         match (&st.sid, &st.base) {
             // `regenerate`: the stored session, re-read under its lock with this request's
             // changes applied, moves to the new id; the old record goes only after the new
             // one is written, so a refused write loses nothing (H5, H8).
             (new_sid, None) if st.moved_from.is_some() => {
                 let from = st.moved_from.as_deref().unwrap_or_default();
-                let _lock = engine.lock(from).await;
+                let _lock = engine.lock_timed(from, span).await;
                 let Some(fresh) = engine.load(from).await? else {
                     // Destroyed meanwhile (logout, ban, expiry): nothing to move, and never
                     // resurrect it.
                     destroy_ended().await?;
-                    return Ok(());
+                    return Ok("gone");
                 };
                 let (fresh_record, mut data) = fresh.into_parts();
                 if !engine.last_writer_wins() && st.changes.conflicts(&st.reads, &data) {
@@ -850,6 +893,7 @@ impl Session {
                     None => cfg.clear_session_cookie(),
                 };
                 append_set_cookie(headers, &cookie);
+                outcome = "regenerated";
             }
             // New session: stored only when non-empty (H4).
             (Some(sid), None) if !st.data.is_empty() => {
@@ -861,6 +905,7 @@ impl Session {
                 if let Some(created) = created {
                     let max_age = cookie_max_age(created.record(), engine.now());
                     append_set_cookie(headers, &cfg.session_set_cookie(sid, max_age));
+                    outcome = "created";
                 }
             }
             (Some(sid), Some(base)) => {
@@ -873,15 +918,15 @@ impl Session {
                         let max_age = cookie_max_age(base, engine.now());
                         append_set_cookie(headers, &cfg.session_set_cookie(sid, max_age));
                     }
-                    return Ok(());
+                    return Ok("unchanged");
                 }
-                let _lock = engine.lock(sid).await;
+                let _lock = engine.lock_timed(sid, span).await;
                 // Re-read under the lock and apply only what this request changed. A session
                 // destroyed meanwhile (by a socket, cleanup, another request, a regenerate) is
                 // never resurrected, and its cookie is left alone: a dead id is harmless
                 // (H2 d), while clearing it could erase the cookie a concurrent login just set.
                 let Some(fresh) = engine.load(sid).await? else {
-                    return Ok(());
+                    return Ok("gone");
                 };
                 let changes = st.changes.clone();
                 let ours = st.data.clone();
@@ -901,6 +946,9 @@ impl Session {
                     .await?;
                 // H11: every write re-sends the cookie with the record's TTL, so the browser's
                 // cookie never expires before the record; a re-signed cookie goes out too.
+                if saved.as_ref().is_some_and(|saved| saved.written()) {
+                    outcome = "updated";
+                }
                 if let Some(saved) = saved
                     && (saved.written() || session_cookie_stale)
                 {
@@ -912,14 +960,20 @@ impl Session {
             _ => {
                 if destroy_ended().await? {
                     append_set_cookie(headers, &cfg.clear_session_cookie());
+                    outcome = "destroyed";
                 }
                 if let Some(old) = st.retired_client.as_deref() {
                     engine.retire_client(old);
                 }
             }
         }
-        Ok(())
+        Ok(outcome)
     }
+}
+
+/// Microseconds since `started`, for a span field.
+pub(crate) fn micros(started: std::time::Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The session cookie's `Max-Age`: what is left of the record's life, so the cookie never

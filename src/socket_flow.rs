@@ -14,6 +14,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::gateway::Loaded;
 use crate::id::{ClientId, IdTag, SessionId};
+use tracing::Instrument as _;
 
 /// The room name of a client tag.
 pub(crate) fn client_room(tag: &IdTag) -> String {
@@ -220,6 +221,36 @@ impl SocketSession {
     /// client id or a session and sets no cookie; attaches an existing live session that no
     /// other client holds (H2 a-d).
     pub(crate) async fn bind(engine: Arc<Engine>, headers: &HeaderMap) -> Result<Self> {
+        // Observability: one span per handshake: whether it bound a client and a session (the
+        // session named by its keyed tag, never its id), or why not.
+        let span = tracing::debug_span!(
+            "session_bridge.bind",
+            session = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let result = Self::bind_inner(engine, headers)
+            .instrument(span.clone())
+            .await;
+        let outcome = match &result {
+            Ok(socket) if socket.session_id().is_some() => "session",
+            Ok(socket) if socket.client_id.is_some() => "client",
+            Ok(_) => "anonymous",
+            Err(Error::ForbiddenOrigin) => "forbidden-origin",
+            Err(_) => "error",
+        };
+        span.record("outcome", outcome);
+        if let Ok(socket) = &result
+            && let Some(sid) = socket.session_id()
+        {
+            span.record(
+                "session",
+                tracing::field::display(socket.engine.session_tag(sid.as_str())),
+            );
+        }
+        result
+    }
+
+    async fn bind_inner(engine: Arc<Engine>, headers: &HeaderMap) -> Result<Self> {
         if !engine.origin_allows(headers) {
             return Err(Error::ForbiddenOrigin);
         }
@@ -367,7 +398,36 @@ impl SocketSession {
     where
         F: AsyncFnOnce(&mut SessionContext) -> R,
     {
-        let Some((sid, loaded, lock)) = self.acquire().await? else {
+        // Observability: one span per call, with the session's keyed tag, what happened, the
+        // wait for the session's lock and the whole time (handler included).
+        let span = tracing::debug_span!(
+            "session_bridge.with_session",
+            session = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            lock_wait_us = tracing::field::Empty,
+            elapsed_us = tracing::field::Empty,
+        );
+        let started = std::time::Instant::now();
+        let result = self
+            .run_inner(&span, handler)
+            .instrument(span.clone())
+            .await;
+        let outcome = match &result {
+            Ok(Some(_)) => "ok",
+            Ok(None) => "missing",
+            Err(Error::Conflict { .. }) => "conflict",
+            Err(_) => "error",
+        };
+        span.record("outcome", outcome);
+        span.record("elapsed_us", crate::session::micros(started));
+        result
+    }
+
+    async fn run_inner<F, R>(&self, span: &tracing::Span, handler: F) -> Result<Option<R>>
+    where
+        F: AsyncFnOnce(&mut SessionContext) -> R,
+    {
+        let Some((sid, loaded, lock)) = self.acquire(span).await? else {
             return Ok(None);
         };
         let mut ctx = SessionContext {
@@ -392,7 +452,10 @@ impl SocketSession {
     }
 
     /// The socket's session, loaded under its lock; `None` when it has none.
-    async fn acquire(&self) -> Result<Option<(String, Loaded, crate::locks::SessionLock)>> {
+    async fn acquire(
+        &self,
+        span: &tracing::Span,
+    ) -> Result<Option<(String, Loaded, crate::locks::SessionLock)>> {
         for _ in 0..BIND_ATTEMPTS {
             let Some(sid) = self.session_id() else {
                 return Ok(None);
@@ -401,7 +464,11 @@ impl SocketSession {
             if self.holding.as_deref() == Some(sid.as_str()) {
                 return Err(Error::Reentrant);
             }
-            let lock = self.engine.lock(&sid).await;
+            span.record(
+                "session",
+                tracing::field::display(self.engine.session_tag(&sid)),
+            );
+            let lock = self.engine.lock_timed(&sid, span).await;
             // The session may have moved (regenerated, destroyed) while we waited.
             if self.session_id().as_ref().map(SessionId::as_str) != Some(sid.as_str()) {
                 continue;

@@ -3,6 +3,8 @@
 //! and a store wrapper that counts calls and can be told to fail.
 #![allow(dead_code)]
 
+pub mod capture;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
