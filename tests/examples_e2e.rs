@@ -51,7 +51,7 @@ const NPM_CI_TIMEOUT: Duration = Duration::from_secs(180);
 /// scenario, a transport or a step dropped), whatever its exit code. The counts of the full
 /// runs today.
 const SCENARIO_MIN_CHECKS: u64 = 390;
-const BROWSER_MIN_CHECKS: u64 = 65;
+const BROWSER_MIN_CHECKS: u64 = 67;
 /// For the event log to show the events that the scenarios caused.
 const EVENTS_TIMEOUT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(20);

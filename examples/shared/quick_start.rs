@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use session_bridge::clock::{Clock, SystemClock};
 use session_bridge::integrations::socketioxide::{
-    OnSessionEnd, bind_session, forward_session_ends,
+    OnSessionEnd, bind_session, forward_session_changes, forward_session_ends,
 };
 use session_bridge::{
     Key, SameSite, Session, SessionBridge, SessionContext, SessionId, SocketSession,
@@ -87,12 +87,16 @@ pub fn bridge() -> SessionBridge {
 
 /// S6: tells a browser's sockets when its session ends (`session:ended` with the reason,
 /// sockets kept connected); the demo page then reconnects to bind to its new session.
+///
+/// Live push: also tells them when the session changed (`session:changed`), so the demo
+/// page's socket panel follows HTTP writes and logins by itself.
 pub fn spawn_session_end_notices(io: &SocketIo, bridge: &SessionBridge) {
     tokio::spawn(forward_session_ends(
         io.clone(),
         bridge.clone(),
         OnSessionEnd::Notify,
     ));
+    tokio::spawn(forward_session_changes(io.clone(), bridge.clone()));
 }
 
 /// `PORT` from the environment, default 3000.

@@ -178,6 +178,75 @@ pub async fn emit_to_client<A: Adapter, T: serde::Serialize + ?Sized>(
     io.to(bridge.client_room(client_id)).emit(event, data).await
 }
 
+/// The event [`forward_session_changes`] emits to a browser's sockets when its session changed.
+pub const SESSION_CHANGED: &str = "session:changed";
+
+/// Live push (opt-in): runs until the bridge's event stream ends (spawn it once beside the
+/// socket.io layer). Whenever a browser's session is written (over HTTP, by another socket,
+/// by the by-id API) it emits [`SESSION_CHANGED`] with `{ "isNew": bool }` to that browser's
+/// sockets, at most once per browser every 50 ms (a burst of writes is one push), through its
+/// client room (with a multi-node adapter, on every node), so a page can follow
+/// changes without polling. The notice carries no data and grants nothing: the page asks for
+/// what it may see (`with_session` answers as always).
+///
+/// ```
+/// use session_bridge::integrations::socketioxide::forward_session_changes;
+/// # let bridge = session_bridge::testing::test_bridge();
+/// let (_layer, io) = socketioxide::SocketIo::builder().with_state(bridge.clone()).build_layer();
+/// let pushes = forward_session_changes(io, bridge);
+/// # drop(pushes);
+/// // In an app: `tokio::spawn(pushes);`
+/// ```
+pub async fn forward_session_changes<A: Adapter>(io: SocketIo<A>, bridge: SessionBridge) {
+    use futures::StreamExt as _;
+    let mut events = bridge.events();
+    let mut missed = 0;
+    while let Some(first) = events.next().await {
+        // Coalesce a burst (100 increments in a row) into one push per browser: wait a
+        // moment, then take everything that arrived meanwhile.
+        futures_timer::Delay::new(PUSH_COALESCE).await;
+        let mut changed: Vec<(ClientId, bool)> = Vec::new();
+        let mut note = |event: crate::BridgeEvent| {
+            if let crate::BridgeEvent::SessionSet {
+                client_id: Some(client_id),
+                is_new,
+                ..
+            } = event
+            {
+                match changed.iter_mut().find(|(c, _)| *c == client_id) {
+                    Some((_, new)) => *new |= is_new,
+                    None => changed.push((client_id, is_new)),
+                }
+            }
+        };
+        note(first);
+        while let Some(event) = events.try_next() {
+            note(event);
+        }
+        if events.missed() != missed {
+            missed = events.missed();
+            tracing::warn!(
+                missed,
+                "session-change pushes fell behind; some pages were not told"
+            );
+        }
+        for (client_id, is_new) in changed {
+            let notice = serde_json::json!({ "isNew": is_new });
+            if let Err(err) = io
+                .to(bridge.client_room(&client_id))
+                .emit(SESSION_CHANGED, &notice)
+                .await
+            {
+                tracing::debug!(error = %err, "a session-change push did not reach every socket");
+            }
+        }
+    }
+}
+
+/// How long [`forward_session_changes`] gathers changes before it pushes (one push per
+/// browser per window).
+const PUSH_COALESCE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The event [`forward_session_ends`] emits to a browser's sockets when its session ends.
 pub const SESSION_ENDED: &str = "session:ended";
 

@@ -341,14 +341,22 @@ async function scenario(base) {
   await recordAcks();
   await expectHttpOnlyCookies("after the page loaded", [CLIENT_COOKIE]);
 
-  // 2. HTTP +1 creates the session
-  await click("http-inc", "http");
+  // 2. HTTP +1 creates the session; the socket panel follows it by itself (live push: it was
+  // blanked before the click and nothing on the page asks the socket but `session:changed`).
+  await click("http-inc", "http", "ws");
   const created = await expectPanel("HTTP +1: #http httpCount 1 and a sessionId", "http", {
     httpCount: "1",
     wsCount: "0",
     sessionId: (t) => /^[A-Za-z0-9_-]{16,}$/.test(t),
   });
   const sid = created.sessionId;
+  await expectPanel("live push: #ws shows the new session without a click (session:changed)", "ws", {
+    sessionId: sid,
+    httpCount: "1",
+  });
+  const pushes = Number(await page.textContent("#pushes"));
+  if (!(pushes >= 1)) throw new CheckFailed(`#pushes should count the push, shows ${pushes}`);
+  pass(`#pushes counts the live push (${pushes})`);
   const [createdReply] = await Promise.all(takeApiReplies());
   const clientId = createdReply?.body?.clientId;
   if (typeof clientId !== "string" || clientId.length === 0) {
