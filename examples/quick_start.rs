@@ -27,7 +27,6 @@ use session_bridge::{
     clock::{Clock, SystemClock},
 };
 
-
 /// The `/api/session` handler of the original README.
 async fn api_session(session: &Session) -> session_bridge::Result<Value> {
     if session.get_value("createdAt").await?.is_none() {
