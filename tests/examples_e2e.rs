@@ -1,17 +1,18 @@
-//! The poem and salvo quick starts, run as the real example binaries and tested from outside:
-//! the same black-box scenario against both, so the two glues are proven equal.
+//! The poem, salvo and axum quick starts, run as the real example binaries and tested from
+//! outside: the same black-box scenario against each, so the three glues are proven equal.
 //!
-//! For each of `quick_start_poem` and `quick_start_salvo` (built by `cargo test --all-features`,
-//! which builds the examples whose required features are on), the test
-//! 1. starts the binary with `PORT=0 EVENT_LOG=1` (poem with `SESSION_KEYS` set, salvo without
-//!    it: ephemeral keys) and reads the address it really bound from its first stdout line;
+//! For each of `quick_start_poem`, `quick_start_salvo` and `quick_start_axum` (built by `cargo
+//! test --all-features`, which builds the examples whose required features are on), the test
+//! 1. starts the binary with `PORT=0 EVENT_LOG=1` (poem and axum with `SESSION_KEYS` set, salvo
+//!    without it: ephemeral keys) and reads the address it really bound from its first stdout
+//!    line;
 //! 2. runs `tests/e2e/quick_start_scenario.mjs` (the real Node `socket.io-client`: websocket,
 //!    polling, polling then upgrade; the checks of `tests/socketio_e2e.rs`, login and logout
 //!    reaching the sockets as `session:ended` included: H8, S1, S6) against it;
 //! 3. runs `tests/e2e/browser.mjs`: Debian's headless Chromium clicks through the demo page
 //!    (HTTP and socket.io panels sharing one session, reset, a new session, log in, the
 //!    socket's automatic reconnect after `session:ended`, log out, a bad name) and leaves a
-//!    screenshot in `tests/output/browser-<poem|salvo>.png`;
+//!    screenshot in `tests/output/browser-<poem|salvo|axum>.png`;
 //! 4. checks the `EVENT_LOG` lines: one JSON object per line with the seed's field names in the
 //!    documented order (`t`, `event`, ...), at least one `sessionSet` with `isNew` and `isInit`,
 //!    at least one `sessionDestroy`, and no session destroyed before it was set or destroyed
@@ -19,14 +20,19 @@
 //! 5. checks stderr: the ephemeral-keys warning exactly when `SESSION_KEYS` is unset (O1).
 //!
 //! `quick_starts_refuse_bad_session_keys`: a key shorter than 32 bytes in `SESSION_KEYS` stops
-//! both binaries with exit status 2 and a message, no panic, the key never printed (O1, L1).
+//! every binary with exit status 2 and a message, no panic, the key never printed (O1, L1).
 //!
 //! The binary is killed at the end, also when a check fails.
 //!
 //! Needs Node 20+ and npm (the test runs `npm ci` in `tests/e2e` and `examples` when their
 //! `node_modules` are missing) and `/usr/bin/chromium`; it fails, never skips, without them:
-//! `bash .ci/setup` installs them. The two examples run one after the other.
-#![cfg(all(feature = "poem", feature = "salvo", feature = "socketioxide"))]
+//! `bash .ci/setup` installs them. The examples run one after the other.
+#![cfg(all(
+    feature = "poem",
+    feature = "salvo",
+    feature = "axum",
+    feature = "socketioxide"
+))]
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
@@ -658,6 +664,12 @@ fn quick_start_salvo_end_to_end() {
     quick_start_end_to_end("quick_start_salvo", "salvo", None);
 }
 
+/// axum: `SessionLayer` on the routes, socketioxide's own tower layer outside it.
+#[test]
+fn quick_start_axum_end_to_end() {
+    quick_start_end_to_end("quick_start_axum", "axum", Some(VALID_KEYS));
+}
+
 /// O1, O2: a `SESSION_KEYS` with a key shorter than 32 bytes (or an empty one) stops the
 /// quick start at once with status 2 and a message naming the variable and the rule; no
 /// panic, no listening, and the key itself is never printed (L1).
@@ -666,7 +678,7 @@ fn quick_starts_refuse_bad_session_keys() {
     const SHORT: &str = "short-key-sentinel-31-bytes-xyz";
     assert_eq!(SHORT.len(), 31);
     let _serial = serial();
-    for name in ["quick_start_poem", "quick_start_salvo"] {
+    for name in ["quick_start_poem", "quick_start_salvo", "quick_start_axum"] {
         let bin = example_binary(name);
         let cases = [
             (

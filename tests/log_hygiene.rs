@@ -1096,6 +1096,76 @@ fn l1_salvo_glue_logs_name_no_secret() {
 }
 
 // ---------------------------------------------------------------------------------------
+// axum glue: the same three sites.
+
+#[cfg(feature = "axum")]
+#[test]
+fn l1_axum_glue_logs_name_no_secret() {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use session_bridge::Session;
+    use session_bridge::integrations::axum::SessionLayer;
+    use tower::ServiceExt as _;
+
+    async fn write(session: Session) -> &'static str {
+        let _ = session.insert("more", DATA_VALUE).await;
+        "ok"
+    }
+    async fn too_big(session: Session) -> &'static str {
+        let _ = session.insert("big", DATA_VALUE.repeat(400)).await;
+        "ok"
+    }
+    async fn read(session: Session) -> Result<String, Error> {
+        // `?` on a session error: `IntoResponse` answers and logs it.
+        let n = session.get::<u64>(DATA_KEY).await?;
+        Ok(format!("{n:?}"))
+    }
+
+    fn call(app: Router, b: &Browser) -> u16 {
+        let mut req = http::Request::get("/").body(Body::empty()).unwrap();
+        *req.headers_mut() = b.build_request().headers().clone();
+        block_on(app.oneshot(req)).unwrap().status().as_u16()
+    }
+
+    let logs = Logs::install();
+    let mut w = world();
+    let a = w.login();
+    let app = |route: Router| route.layer(SessionLayer::new(w.bridge.clone()));
+
+    assert_eq!(
+        call(app(Router::new().route("/", get(read))), &a.browser),
+        500
+    );
+    w.store.fail(&["get"]);
+    assert_eq!(
+        call(app(Router::new().route("/", get(read))), &a.browser),
+        500
+    );
+    assert_eq!(logs.count("session error answered with an empty"), 2);
+    w.store.heal();
+    w.store.fail(&["update"]);
+    assert_eq!(
+        call(app(Router::new().route("/", get(write))), &a.browser),
+        500
+    );
+    w.store.heal();
+    assert_eq!(
+        call(app(Router::new().route("/", get(too_big))), &a.browser),
+        500
+    );
+    w.store.refuse_updates.store(true, Ordering::SeqCst);
+    assert_eq!(
+        call(app(Router::new().route("/", get(write))), &a.browser),
+        409
+    );
+    assert_eq!(logs.count("session commit failed"), 3);
+    assert_eq!(call(Router::new().route("/", get(write)), &a.browser), 500);
+    logs.expect("extracted on a route without `SessionLayer`");
+    logs.assert_clean(&w.secrets);
+}
+
+// ---------------------------------------------------------------------------------------
 // socketioxide glue: `bind_session` failing at a real (in-process) handshake.
 
 #[cfg(feature = "socketioxide")]

@@ -384,3 +384,19 @@ fn l1_salvo_glue_types_redact() {
     w.secrets
         .check("salvo SessionHandler", &format!("{handler:?} {handler:#?}"));
 }
+
+#[cfg(feature = "axum")]
+#[test]
+fn l1_axum_glue_types_redact() {
+    use session_bridge::integrations::axum::SessionLayer;
+    use tower::Layer as _;
+    let w = world();
+    let layer = SessionLayer::new(w.bridge.clone());
+    w.secrets
+        .check("axum SessionLayer", &format!("{layer:?} {layer:#?}"));
+    let service = layer.layer(tower::service_fn(async |_: http::Request<()>| {
+        Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    }));
+    w.secrets
+        .check("axum SessionService", &format!("{service:?} {service:#?}"));
+}

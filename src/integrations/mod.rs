@@ -42,3 +42,7 @@ pub mod poem;
 #[cfg(feature = "salvo")]
 #[cfg_attr(docsrs, doc(cfg(feature = "salvo")))]
 pub mod salvo;
+
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
