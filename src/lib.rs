@@ -41,6 +41,9 @@ pub use record::Record;
 pub use session::Session;
 pub use socket_flow::{SessionContext, SocketSession};
 pub use store::{LiveStore, Store, SyncStore};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use store::{RedisOptions, RedisStore};
 
 // The README's code blocks are compiled and run as doc tests.
 #[cfg(all(doctest, feature = "socketioxide"))]

@@ -25,7 +25,13 @@
 //! ```
 
 mod live;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{RedisOptions, RedisStore};
 pub use live::LiveStore;
 
 use std::future::Future;
