@@ -288,6 +288,50 @@ pub async fn conformance<S: Store>(store: &S) -> Result<ConformanceReport, Confo
     s.expect("60 KiB session round-trips", &b, Some(&rb))
         .await?;
 
+    // ST2: a record without an owner (format 1 migrated, or written by an app) keeps it so.
+    let c = ids.generate();
+    let unowned = Record {
+        owner: None,
+        ..record(r#"{"owner":"none"}"#, 3)
+    };
+    s.bool(
+        "set of an unowned record",
+        store.set(&c, unowned.clone()).await,
+        true,
+    )
+    .await?;
+    s.expect("an unowned record round-trips", &c, Some(&unowned))
+        .await?;
+    // GW1: a record whose expiry has passed is returned whole (the gateway then destroys
+    // it) or not at all (the store enforces the TTL itself); never an error, never changed.
+    let dead = Record {
+        expires_at: 1,
+        created_at: 0,
+        ..record(r#"{"dead":true}"#, 0)
+    };
+    s.checks += 1;
+    if let Err(e) = store.set(&c, dead.clone()).await {
+        return Err(store_err("set of an expired record", e));
+    }
+    s.checks += 1;
+    match s
+        .get("an expired record is returned whole or not at all", &c)
+        .await?
+    {
+        None => {}
+        Some(r) if r == dead => {}
+        Some(r) => {
+            return fail(
+                "an expired record is returned whole or not at all",
+                format!("get returned {r:?}, expected {dead:?} or none"),
+            );
+        }
+    }
+    store
+        .destroy(&c)
+        .await
+        .map_err(|e| store_err("destroy of an expired record", e))?;
+
     s.bool(
         "destroy of a present id is true",
         store.destroy(&a).await,
