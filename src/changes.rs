@@ -132,5 +132,4 @@ mod tests {
 }
 
 #[cfg(test)]
-#[path = "changes_tests.rs"]
 mod model_tests;
