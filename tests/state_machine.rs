@@ -493,8 +493,12 @@ impl World {
                         assert_eq!(seen.n, before, "exact counters: {who:?} regenerate");
                         if let Some(n) = before {
                             assert_ne!(seen.sid, self.sides[i].sid, "H5: regenerate keeps the id");
+                            // H9: the moved session keeps its creation time.
+                            let created_at = self.sides[i].created_at;
                             self.sides[i].end(&mut self.dead);
                             self.sides[i].written(n, seen.sid, now);
+                            self.sides[i].created_at = created_at;
+                            self.sides[i].refreshed(now);
                         }
                     }
                     Err(e) => self.failed(who, fired, &e, &[before]),
