@@ -24,8 +24,14 @@
 //! # }).unwrap();
 //! ```
 
+#[cfg(feature = "file")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file")))]
+pub mod file;
 mod live;
 
+#[cfg(feature = "file")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file")))]
+pub use file::{FileStore, FileStoreBuilder};
 pub use live::LiveStore;
 
 use std::future::Future;
