@@ -58,14 +58,21 @@ fn run(data: &[u8], dir: &PathBuf) {
     }
 
     let store = FileStore::open(dir).expect("open never fails for content reasons");
-    assert!(!temp_path.exists(), "the orphan temp file is removed on open");
+    assert!(
+        !temp_path.exists(),
+        "the orphan temp file is removed on open"
+    );
     let expected = std::str::from_utf8(record_bytes)
         .ok()
         .and_then(|text| Record::decode(text).ok());
     let got = block_on(store.get(SID)).expect("get never fails for content reasons");
     assert_eq!(got, expected);
     if expected.is_some() {
-        assert_eq!(std::fs::read(&record_path).unwrap(), record_bytes, "untouched");
+        assert_eq!(
+            std::fs::read(&record_path).unwrap(),
+            record_bytes,
+            "untouched"
+        );
     } else {
         assert!(!record_path.exists(), "a corrupt record is dropped");
     }
@@ -79,7 +86,10 @@ fn run(data: &[u8], dir: &PathBuf) {
         let mut next = record.clone();
         next.version = next.version.wrapping_add(1);
         assert!(block_on(store.update(SID, next.clone(), record.version)).unwrap());
-        assert_eq!(std::fs::read(&record_path).unwrap(), next.encode().as_bytes());
+        assert_eq!(
+            std::fs::read(&record_path).unwrap(),
+            next.encode().as_bytes()
+        );
         assert_eq!(block_on(store.get(SID)).unwrap(), Some(next));
     }
 }
