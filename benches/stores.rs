@@ -43,8 +43,9 @@ fn bench_store<S: Store>(c: &mut Criterion, name: &str, store: &S, run: &dyn Fn(
     g.bench_function("update (compare-and-set)", |b| {
         b.iter(|| {
             run(&mut || {
-                let ok = futures::executor::block_on(store.update(SID, record(version + 1), version))
-                    .expect("update");
+                let ok =
+                    futures::executor::block_on(store.update(SID, record(version + 1), version))
+                        .expect("update");
                 assert!(ok, "the version matches");
                 version += 1;
             })

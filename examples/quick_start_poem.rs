@@ -85,7 +85,7 @@ async fn main() -> std::io::Result<()> {
     use poem::listener::{Acceptor, Listener};
     use std::io::Write;
 
-    let bridge = shared::bridge();
+    let bridge = shared::bridge().await;
     shared::spawn_event_log(&bridge);
     let (svc, io) = SocketIo::builder().with_state(bridge.clone()).build_svc();
     shared::register_socket_handlers(&io);

@@ -94,7 +94,7 @@ async fn socket_io_js(res: &mut Response) {
 async fn main() -> salvo::Result<()> {
     use std::io::Write;
 
-    let bridge = shared::bridge();
+    let bridge = shared::bridge().await;
     shared::spawn_event_log(&bridge);
     let (layer, io) = SocketIo::builder().with_state(bridge.clone()).build_layer();
     shared::register_socket_handlers(&io);

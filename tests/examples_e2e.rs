@@ -153,8 +153,14 @@ impl Example {
     /// Starts `name` with `PORT=0 EVENT_LOG=1` and `SESSION_KEYS` = `keys` (unset when
     /// none); returns it and its base URL.
     fn start(name: &'static str, keys: Option<&str>) -> (Self, String) {
+        Self::start_with(name, keys, &[])
+    }
+
+    /// [`start`](Self::start) with extra environment variables.
+    fn start_with(name: &'static str, keys: Option<&str>, env: &[(&str, &str)]) -> (Self, String) {
         let bin = example_binary(name);
         let mut cmd = Command::new(&bin);
+        cmd.envs(env.iter().copied());
         match keys {
             Some(keys) => cmd.env("SESSION_KEYS", keys),
             None => cmd.env_remove("SESSION_KEYS"),
@@ -732,4 +738,87 @@ fn quick_starts_refuse_bad_session_keys() {
             println!("---- {what}: exit 2, {:?}", out.stderr.trim());
         }
     }
+}
+
+/// One HTTP/1.1 GET over a plain TCP connection: (status, Set-Cookie pairs, JSON body).
+fn http_get(base: &str, path: &str, cookie: &str) -> (u16, Vec<String>, Value) {
+    use std::io::{Read as _, Write as _};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the quick start");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("read the response");
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let cookies = head
+        .lines()
+        .filter_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("set-cookie")
+                .then(|| value.trim().split(';').next().unwrap_or("").to_owned())
+        })
+        .collect();
+    // A chunked body has size lines around the JSON: take the object itself.
+    let json = body
+        .find('{')
+        .and_then(|start| body.rfind('}').map(|end| &body[start..=end]))
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or(Value::Null);
+    (status, cookies, json)
+}
+
+/// Issue "stores": a session created before `kill -9` of the quick start is there after it
+/// restarts, with the Redis store (`SESSION_STORE=redis://...`) and the file store
+/// (`SESSION_STORE=file:<dir>`). The keys are fixed for the test (`SESSION_KEYS`), as a
+/// real deployment's are.
+#[test]
+fn st3_a_session_survives_kill_9_of_the_quick_start_with_a_persistent_store() {
+    let _serial = serial();
+    let keys = "restart test key -- at least 32 bytes long";
+    let mut stores = vec![
+        ("memory", "memory".to_owned()),
+        ("redis", "redis://127.0.0.1:6379".to_owned()),
+    ];
+    let dir = std::env::temp_dir().join(format!("sb-restart-{}", std::process::id()));
+    if cfg!(feature = "file") {
+        stores.push(("file", format!("file:{}", dir.display())));
+    }
+    for (kind, store) in &stores {
+        let env = [("SESSION_STORE", store.as_str())];
+        let (mut first, url) = Example::start_with("quick_start_poem", Some(keys), &env);
+        let (status, cookies, body) = http_get(&url, "/api/session", "");
+        assert_eq!(status, 200, "{kind}: {body}");
+        assert_eq!(body["session"]["httpCount"], 1, "{kind}: {body}");
+        let sid = body["sessionId"].clone();
+        let jar = cookies.join("; ");
+        // kill -9: no shutdown, no flush.
+        first.child.kill().expect("SIGKILL the quick start");
+        first.child.wait().ok();
+        drop(first);
+        let (_second, url) = Example::start_with("quick_start_poem", Some(keys), &env);
+        let (status, _, body) = http_get(&url, "/api/read", &jar);
+        assert_eq!(status, 200, "{kind}: {body}");
+        if *kind == "memory" {
+            // The control: in memory, kill -9 loses the session (so the check below can fail).
+            assert_eq!(body["sessionId"], Value::Null, "memory: {body}");
+            continue;
+        }
+        assert_eq!(
+            body["sessionId"], sid,
+            "{kind}: the same session after the restart"
+        );
+        assert_eq!(body["session"]["httpCount"], 1, "{kind}: {body}");
+        // Leave nothing behind: log out (destroys the record).
+        let (status, _, _) = http_get(&url, "/api/logout", &jar);
+        assert_eq!(status, 200, "{kind}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

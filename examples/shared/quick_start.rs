@@ -52,7 +52,7 @@ pub fn session_keys_from(value: Option<&str>) -> Result<Option<Vec<Key>>, String
 /// The bridge of the Quick Start: key `app.sid`, signed with `SESSION_KEYS` (ephemeral keys
 /// and a warning on stderr when unset), 1 day, SameSite Lax, HttpOnly, `secure(false)` for
 /// local http. A bad `SESSION_KEYS` or option exits with status 2 and a message.
-pub fn bridge() -> SessionBridge {
+pub async fn bridge() -> SessionBridge {
     let env = std::env::var("SESSION_KEYS");
     let keys = match env {
         Ok(value) => session_keys_from(Some(&value)),
@@ -76,6 +76,14 @@ pub fn bridge() -> SessionBridge {
             std::process::exit(2);
         }
     };
+    let builder = match store_from_env().await {
+        Ok(Some(store)) => store.apply(builder),
+        Ok(None) => builder,
+        Err(message) => {
+            eprintln!("error: {message}");
+            std::process::exit(2);
+        }
+    };
     match builder.build() {
         Ok(bridge) => bridge,
         Err(err) => {
@@ -83,6 +91,82 @@ pub fn bridge() -> SessionBridge {
             std::process::exit(2);
         }
     }
+}
+
+/// A store chosen by `SESSION_STORE`.
+enum ChosenStore {
+    #[cfg(feature = "redis")]
+    Redis(session_bridge::store::RedisStore),
+    #[cfg(feature = "file")]
+    File(session_bridge::store::FileStore),
+}
+
+impl ChosenStore {
+    fn apply(
+        self,
+        builder: session_bridge::SessionBridgeBuilder,
+    ) -> session_bridge::SessionBridgeBuilder {
+        match self {
+            #[cfg(feature = "redis")]
+            ChosenStore::Redis(store) => builder.store(store),
+            #[cfg(feature = "file")]
+            ChosenStore::File(store) => builder.store(store),
+        }
+    }
+}
+
+/// `SESSION_STORE`: unset or `memory` -> the default LiveStore (`Ok(None)`);
+/// `redis://host:port[/db]` -> a RedisStore (feature `redis`); `file:<dir>` -> a FileStore
+/// (feature `file`). A bad value is an error message for stderr, never a panic.
+async fn store_from_env() -> Result<Option<ChosenStore>, String> {
+    let value = match std::env::var("SESSION_STORE") {
+        Ok(value) => value,
+        Err(std::env::VarError::NotPresent) => return Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err("SESSION_STORE is not valid UTF-8".into());
+        }
+    };
+    if value.is_empty() || value == "memory" {
+        return Ok(None);
+    }
+    if value.starts_with("redis://") {
+        #[cfg(feature = "redis")]
+        {
+            let options =
+                session_bridge::store::RedisOptions::default().prefix("quick-start:sess:");
+            return match session_bridge::store::RedisStore::connect(&value, options).await {
+                Ok(store) => {
+                    eprintln!("sessions are kept in Redis (SESSION_STORE)");
+                    Ok(Some(ChosenStore::Redis(store)))
+                }
+                Err(err) => Err(format!("SESSION_STORE: cannot use that Redis: {err}")),
+            };
+        }
+        #[cfg(not(feature = "redis"))]
+        return Err(
+            "SESSION_STORE=redis://... needs the `redis` feature (--features ...,redis)".into(),
+        );
+    }
+    if let Some(dir) = value.strip_prefix("file:") {
+        #[cfg(feature = "file")]
+        {
+            return match session_bridge::store::FileStore::open(dir) {
+                Ok(store) => {
+                    eprintln!("sessions are kept in files (SESSION_STORE)");
+                    Ok(Some(ChosenStore::File(store)))
+                }
+                Err(err) => Err(format!("SESSION_STORE: cannot use that directory: {err}")),
+            };
+        }
+        #[cfg(not(feature = "file"))]
+        {
+            let _ = dir;
+            return Err(
+                "SESSION_STORE=file:<dir> needs the `file` feature (--features ...,file)".into(),
+            );
+        }
+    }
+    Err("SESSION_STORE must be `memory`, `file:<dir>` or `redis://host:port[/db]`".into())
 }
 
 /// S6: tells a browser's sockets when its session ends (`session:ended` with the reason,
