@@ -34,6 +34,9 @@
     feature = "socketioxide"
 ))]
 
+mod common;
+
+use common::pass_line::{closing_check_count, require_pass_line};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -386,48 +389,6 @@ fn require_tools() {
         "examples",
         &["node_modules/socket.io-client/dist/socket.io.min.js"],
     );
-}
-
-/// The `n` of `PASS <n> checks`, the last line a scenario script prints on success.
-fn closing_check_count(stdout: &str) -> Option<u64> {
-    let last = stdout.lines().rev().find(|line| !line.trim().is_empty())?;
-    let rest = last.strip_prefix("PASS ")?;
-    let (n, rest) = rest.split_once(' ')?;
-    if rest != "checks" && !rest.starts_with("checks ") && !rest.starts_with("checks,") {
-        return None;
-    }
-    n.parse().ok()
-}
-
-/// A script is judged by its closing line too, not by its exit code alone: it must end with
-/// `PASS <n> checks`, no line may start with `FAIL`, and `n` must reach `min`.
-fn require_pass_line(what: &str, stdout: &str, min: u64) {
-    let failed: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
-    assert!(failed.is_empty(), "{what} exited 0 but printed {failed:?}");
-    let Some(n) = closing_check_count(stdout) else {
-        panic!(
-            "{what} exited 0 without its closing `PASS <n> checks` line; its output is printed above"
-        );
-    };
-    assert!(
-        n >= min,
-        "{what} passed only {n} checks, expected at least {min}: part of it did not run"
-    );
-    println!("---- {what}: {n} checks (at least {min} required)");
-}
-
-#[test]
-fn the_closing_line_is_required() {
-    assert_eq!(
-        closing_check_count("ok a\nPASS 12 checks, 7 scenarios\n"),
-        Some(12)
-    );
-    assert_eq!(closing_check_count("PASS 3 checks in 10 ms\n\n"), Some(3));
-    assert_eq!(closing_check_count("PASS 3 checks\nok later\n"), None);
-    assert_eq!(closing_check_count("ok a\n"), None);
-    assert_eq!(closing_check_count(""), None);
-    assert_eq!(closing_check_count("PASS x checks\n"), None);
-    assert_eq!(closing_check_count("PASS 3 checkmarks\n"), None);
 }
 
 // -- the event log -------------------------------------------------------------------------
@@ -821,4 +782,18 @@ fn st3_a_session_survives_kill_9_of_the_quick_start_with_a_persistent_store() {
         assert_eq!(status, 200, "{kind}");
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_closing_line_is_required() {
+    assert_eq!(
+        closing_check_count("ok a\nPASS 12 checks, 7 scenarios\n"),
+        Some(12)
+    );
+    assert_eq!(closing_check_count("PASS 3 checks in 10 ms\n\n"), Some(3));
+    assert_eq!(closing_check_count("PASS 3 checks\nok later\n"), None);
+    assert_eq!(closing_check_count("ok a\n"), None);
+    assert_eq!(closing_check_count(""), None);
+    assert_eq!(closing_check_count("PASS x checks\n"), None);
+    assert_eq!(closing_check_count("PASS 3 checkmarks\n"), None);
 }

@@ -29,6 +29,9 @@
 //! (never skips) when either tool is absent.
 #![cfg(feature = "socketioxide")]
 
+mod common;
+
+use common::pass_line::require_pass_line;
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -431,46 +434,4 @@ async fn quick_start_protocol_with_the_real_socket_io_client() {
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     require_pass_line(what, &stdout, SCENARIO_MIN_CHECKS);
-}
-
-/// The `n` of `PASS <n> checks`, the last line a scenario script prints on success.
-fn closing_check_count(stdout: &str) -> Option<u64> {
-    let last = stdout.lines().rev().find(|line| !line.trim().is_empty())?;
-    let rest = last.strip_prefix("PASS ")?;
-    let (n, rest) = rest.split_once(' ')?;
-    if rest != "checks" && !rest.starts_with("checks ") && !rest.starts_with("checks,") {
-        return None;
-    }
-    n.parse().ok()
-}
-
-/// A script is judged by its closing line too, not by its exit code alone: it must end with
-/// `PASS <n> checks`, no line may start with `FAIL`, and `n` must reach `min`.
-fn require_pass_line(what: &str, stdout: &str, min: u64) {
-    let failed: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
-    assert!(failed.is_empty(), "{what} exited 0 but printed {failed:?}");
-    let Some(n) = closing_check_count(stdout) else {
-        panic!(
-            "{what} exited 0 without its closing `PASS <n> checks` line; its output is printed above"
-        );
-    };
-    assert!(
-        n >= min,
-        "{what} passed only {n} checks, expected at least {min}: part of it did not run"
-    );
-    println!("---- {what}: {n} checks (at least {min} required)");
-}
-
-#[test]
-fn the_closing_line_is_required() {
-    assert_eq!(
-        closing_check_count("ok a\nPASS 12 checks, 7 scenarios\n"),
-        Some(12)
-    );
-    assert_eq!(closing_check_count("PASS 3 checks in 10 ms\n\n"), Some(3));
-    assert_eq!(closing_check_count("PASS 3 checks\nok later\n"), None);
-    assert_eq!(closing_check_count("ok a\n"), None);
-    assert_eq!(closing_check_count(""), None);
-    assert_eq!(closing_check_count("PASS x checks\n"), None);
-    assert_eq!(closing_check_count("PASS 3 checkmarks\n"), None);
 }

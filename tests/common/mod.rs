@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod capture;
+pub mod pass_line;
 
 use std::collections::BTreeMap;
 use std::future::Future;
