@@ -13,6 +13,12 @@ pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Microseconds elapsed since `started`, for a span field (observability only: session time
+/// comes from the [`Clock`], GW5).
+pub(crate) fn micros_since(started: std::time::Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
 /// A boxed, sendable future, as returned by [`Clock::sleep`].
 ///
 /// ```

@@ -268,8 +268,7 @@ impl Engine {
     ) -> crate::locks::SessionLock {
         let started = std::time::Instant::now();
         let lock = self.locks.acquire(sid).await;
-        let waited = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        span.record("lock_wait_us", waited);
+        span.record("lock_wait_us", crate::clock::micros_since(started));
         lock
     }
 

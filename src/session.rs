@@ -653,69 +653,70 @@ impl Session {
                 _ => None,
             }
         };
-        let Some(sid) = stored else {
-            // Not in the store (new, or moving in a regenerate): change it in place.
-            let mut st = self.state();
-            let before = st.data.clone();
-            let value = f(&mut st.data);
-            let changes = Changes::diff(&before, &st.data);
-            st.changes.absorb(changes);
-            self.assign_id_if_new(&mut st);
-            return Ok(value);
-        };
-        let _lock = engine.lock(&sid).await;
-        let Some(fresh) = engine.load(&sid).await? else {
-            // Gone meanwhile (never resurrected): what `f` writes starts a new session.
-            let mut st = self.state();
-            st.sid = None;
-            st.base = None;
-            st.data = Map::new();
-            st.changes = Changes::default();
-            let value = f(&mut st.data);
-            st.changes = Changes::diff(&Map::new(), &st.data);
-            self.assign_id_if_new(&mut st);
-            return Ok(value);
-        };
-        let mut ours = fresh.data().clone();
-        let value = f(&mut ours);
-        let changes = Changes::diff(fresh.data(), &ours);
-        if changes.is_empty() {
-            return Ok(value);
-        }
-        let apply = {
-            let (changes, ours) = (changes.clone(), ours.clone());
-            move |now: &mut Map<String, Value>| {
-                changes.apply(&ours, now);
-                Ok(())
-            }
-        };
-        let saved = engine
-            .update_existing(&sid, fresh, None, false, &apply)
-            .await?;
-        let mut st = self.state();
-        match saved {
-            Some(saved) => {
-                // The request's own pending changes stay on top of what is stored now; what
-                // `f` wrote counts as read at its new value (it is not a stale read).
-                let mut data = saved.loaded().data().clone();
-                st.changes.apply(&st.data.clone(), &mut data);
-                for key in ours.keys().chain(st.reads.clone().keys()) {
-                    if changes.touches(key) {
-                        st.reads
-                            .insert(key.clone(), saved.loaded().data().get(key).cloned());
-                    }
+        if let Some(sid) = stored {
+            let _lock = engine.lock(&sid).await;
+            if let Some(fresh) = engine.load(&sid).await? {
+                let mut ours = fresh.data().clone();
+                let value = f(&mut ours);
+                let changes = Changes::diff(fresh.data(), &ours);
+                if changes.is_empty() {
+                    return Ok(value);
                 }
-                st.data = data;
-                st.base = Some(saved.loaded().record().clone());
+                let apply = {
+                    let (changes, ours) = (changes.clone(), ours.clone());
+                    move |now: &mut Map<String, Value>| {
+                        changes.apply(&ours, now);
+                        Ok(())
+                    }
+                };
+                let saved = engine
+                    .update_existing(&sid, fresh, None, false, &apply)
+                    .await?;
+                let mut st = self.state();
+                match saved {
+                    Some(saved) => {
+                        // The request's own pending changes stay on top of what is stored
+                        // now; what `f` wrote counts as read at its new value (it is not a
+                        // stale read).
+                        let stored = saved.loaded().data();
+                        let mut data = stored.clone();
+                        st.changes.apply(&st.data, &mut data);
+                        let written: Vec<String> = ours
+                            .keys()
+                            .chain(st.reads.keys())
+                            .filter(|key| changes.touches(key))
+                            .cloned()
+                            .collect();
+                        for key in written {
+                            let now = stored.get(&key).cloned();
+                            st.reads.insert(key, now);
+                        }
+                        st.data = data;
+                        st.base = Some(saved.loaded().record().clone());
+                    }
+                    None => Self::forget_stored(&mut st),
+                }
+                return Ok(value);
             }
-            None => {
-                st.sid = None;
-                st.base = None;
-                st.data = Map::new();
-                st.changes = Changes::default();
-            }
+            // Gone meanwhile (never resurrected): what `f` writes starts a new session.
+            Self::forget_stored(&mut self.state());
         }
+        // Not in the store (new, moving in a regenerate, or gone): change it in place.
+        let mut st = self.state();
+        let before = st.data.clone();
+        let value = f(&mut st.data);
+        let changes = Changes::diff(&before, &st.data);
+        st.changes.absorb(changes);
+        self.assign_id_if_new(&mut st);
         Ok(value)
+    }
+
+    /// The stored session this request was working on is gone: from here on it is a new one.
+    fn forget_stored(st: &mut State) {
+        st.sid = None;
+        st.base = None;
+        st.data = Map::new();
+        st.changes = Changes::default();
     }
 
     /// Overrides this session's max-age (its record TTL and cookie max-age), from this
@@ -780,7 +781,7 @@ impl Session {
             Err(_) => "error",
         };
         span.record("outcome", outcome);
-        span.record("elapsed_us", micros(started));
+        span.record("elapsed_us", crate::clock::micros_since(started));
         result.map(drop)
     }
 
@@ -969,11 +970,6 @@ impl Session {
         }
         Ok(outcome)
     }
-}
-
-/// Microseconds since `started`, for a span field.
-pub(crate) fn micros(started: std::time::Instant) -> u64 {
-    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The session cookie's `Max-Age`: what is left of the record's life, so the cookie never

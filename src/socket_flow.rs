@@ -232,21 +232,19 @@ impl SocketSession {
             .instrument(span.clone())
             .await;
         let outcome = match &result {
-            Ok(socket) if socket.session_id().is_some() => "session",
-            Ok(socket) if socket.client_id.is_some() => "client",
-            Ok(_) => "anonymous",
+            Ok(socket) => match socket.session_id() {
+                Some(sid) => {
+                    let tag = socket.engine.session_tag(sid.as_str());
+                    span.record("session", tracing::field::display(tag));
+                    "session"
+                }
+                None if socket.client_id.is_some() => "client",
+                None => "anonymous",
+            },
             Err(Error::ForbiddenOrigin) => "forbidden-origin",
             Err(_) => "error",
         };
         span.record("outcome", outcome);
-        if let Ok(socket) = &result
-            && let Some(sid) = socket.session_id()
-        {
-            span.record(
-                "session",
-                tracing::field::display(socket.engine.session_tag(sid.as_str())),
-            );
-        }
         result
     }
 
@@ -419,7 +417,7 @@ impl SocketSession {
             Err(_) => "error",
         };
         span.record("outcome", outcome);
-        span.record("elapsed_us", crate::session::micros(started));
+        span.record("elapsed_us", crate::clock::micros_since(started));
         result
     }
 
