@@ -238,7 +238,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     assert!(is_new && data.is_empty());
     assert_eq!(store.len()?, 0, "the expired record was destroyed on read");
     assert_eq!(
-        bridge.get_client_id(&SessionId::from(sid.as_str())),
+        bridge
+            .get_client_id(&SessionId::from(sid.as_str()))
+            .await
+            .expect("mapping"),
         None,
         "its mapping is gone"
     );

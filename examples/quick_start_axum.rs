@@ -74,11 +74,33 @@ async fn socket_io_js() -> Response {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    let app = shared::bridge().await;
+    let bridge = app.bridge;
+    shared::spawn_event_log(&bridge);
+    let builder = SocketIo::builder().with_state(bridge.clone());
+    #[cfg(feature = "redis-adapter")]
+    if let Some(adapter) = app.adapter {
+        use session_bridge::integrations::socketioxide::redis::NodesAdapter;
+        let (layer, io) = builder
+            .with_adapter::<NodesAdapter<_>>(adapter)
+            .build_layer();
+        return serve(bridge, layer, io).await;
+    }
+    let (layer, io) = builder.build_layer();
+    serve(bridge, layer, io).await
+}
+
+/// Serves the app with socket.io on `io` (one process, or one node of many).
+async fn serve<A>(
+    bridge: session_bridge::SessionBridge,
+    layer: socketioxide::layer::SocketIoLayer<A>,
+    io: SocketIo<A>,
+) -> std::io::Result<()>
+where
+    A: socketioxide::adapter::Adapter + socketioxide_core::adapter::DefinedAdapter,
+{
     use std::io::Write;
 
-    let bridge = shared::bridge().await;
-    shared::spawn_event_log(&bridge);
-    let (layer, io) = SocketIo::builder().with_state(bridge.clone()).build_layer();
     shared::register_socket_handlers(&io);
     shared::spawn_session_end_notices(&io, &bridge);
 

@@ -82,12 +82,33 @@ fn socket_io_js() -> Response {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    let app = shared::bridge().await;
+    let bridge = app.bridge;
+    shared::spawn_event_log(&bridge);
+    let builder = SocketIo::builder().with_state(bridge.clone());
+    #[cfg(feature = "redis-adapter")]
+    if let Some(adapter) = app.adapter {
+        use session_bridge::integrations::socketioxide::redis::NodesAdapter;
+        let (svc, io) = builder.with_adapter::<NodesAdapter<_>>(adapter).build_svc();
+        return serve(bridge, SocketIoEndpoint::new(svc), io).await;
+    }
+    let (svc, io) = builder.build_svc();
+    serve(bridge, SocketIoEndpoint::new(svc), io).await
+}
+
+/// Serves the app with socket.io on `io` (one process, or one node of many).
+async fn serve<A, E>(
+    bridge: session_bridge::SessionBridge,
+    socket_io: E,
+    io: SocketIo<A>,
+) -> std::io::Result<()>
+where
+    A: socketioxide::adapter::Adapter + socketioxide_core::adapter::DefinedAdapter,
+    E: poem::Endpoint + 'static,
+{
     use poem::listener::{Acceptor, Listener};
     use std::io::Write;
 
-    let bridge = shared::bridge().await;
-    shared::spawn_event_log(&bridge);
-    let (svc, io) = SocketIo::builder().with_state(bridge.clone()).build_svc();
     shared::register_socket_handlers(&io);
     shared::spawn_session_end_notices(&io, &bridge);
 
@@ -103,7 +124,7 @@ async fn main() -> std::io::Result<()> {
     // socket.io sits outside the session middleware: it reads cookies, never sets them.
     let root = Route::new()
         .at("/vendor/socket.io.min.js", get(socket_io_js))
-        .nest_no_strip("/socket.io", SocketIoEndpoint::new(svc))
+        .nest_no_strip("/socket.io", socket_io)
         .nest("/", app);
 
     // `PORT=0` binds an ephemeral port: print the address really bound, flushed, so a test

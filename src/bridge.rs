@@ -26,7 +26,8 @@ use crate::socket_flow::SocketSession;
 ///     .max_age(Duration::from_secs(24 * 3600))
 ///     .build()
 ///     .unwrap();
-/// assert_eq!(bridge.get_session_id(&"unknown".into()), None);
+/// let unknown = futures::executor::block_on(bridge.get_session_id(&"unknown".into()));
+/// assert_eq!(unknown.unwrap(), None);
 /// ```
 #[derive(Clone)]
 pub struct SessionBridge {

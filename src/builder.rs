@@ -12,10 +12,12 @@ use crate::clock::{Clock, SystemClock, millis};
 use crate::cookies::{
     CookieAttrs, CookieConfig, Key, KeyRing, is_valid_attribute, is_valid_cookie_name,
 };
-use crate::engine::{Engine, Policy};
+use crate::engine::{Engine, Policy, Shared};
 use crate::error::{Error, Result};
 use crate::gateway::Gateway;
 use crate::id::{IdGen, RandomIdGen};
+use crate::mapping::Mapping;
+use crate::nodes::{ClientMap, Exclusion, NoticeBus};
 use crate::origin::OriginPolicy;
 use crate::session::checked_max_age;
 use crate::store::{DynStore, LiveStore, Store};
@@ -94,6 +96,9 @@ pub struct SessionBridgeBuilder {
     commit_on_server_error: bool,
     rotate_client_on_destroy: bool,
     last_writer_wins: bool,
+    client_map: Option<Arc<dyn ClientMap>>,
+    exclusion: Option<Arc<dyn Exclusion>>,
+    notices: Option<Arc<dyn NoticeBus>>,
 }
 
 impl Default for SessionBridgeBuilder {
@@ -127,6 +132,9 @@ impl Default for SessionBridgeBuilder {
             commit_on_server_error: false,
             rotate_client_on_destroy: false,
             last_writer_wins: false,
+            client_map: None,
+            exclusion: None,
+            notices: None,
         }
     }
 }
@@ -624,6 +632,62 @@ impl SessionBridgeBuilder {
         self
     }
 
+    /// The client id <-> session id mapping (default: [`MemoryMap`](crate::nodes::MemoryMap),
+    /// this process's memory). Nodes of one app behind a load balancer share one (M1):
+    /// see [`nodes`](Self::nodes) for Redis.
+    ///
+    /// ```
+    /// use session_bridge::nodes::MemoryMap;
+    /// use session_bridge::SessionBridge;
+    /// use std::sync::Arc;
+    /// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]])
+    ///     .client_map(Arc::new(MemoryMap::default()))
+    ///     .build()?;
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
+    pub fn client_map(mut self, map: Arc<dyn ClientMap>) -> Self {
+        self.client_map = Some(map);
+        self
+    }
+
+    /// Per-session exclusion across nodes (M2), taken inside the bridge's own per-session
+    /// lock by every `with_session`, HTTP commit, by-id write and cleanup step. Default: none
+    /// (one process: its own locks exclude).
+    pub fn exclusion(mut self, exclusion: Arc<dyn Exclusion>) -> Self {
+        self.exclusion = Some(exclusion);
+        self
+    }
+
+    /// The bus that carries session ends and mapping moves to the other nodes (M3); their
+    /// notices arrive as [`BridgeEvent::Remote`](crate::BridgeEvent::Remote). Default: none.
+    pub fn notices(mut self, notices: Arc<dyn NoticeBus>) -> Self {
+        self.notices = Some(notices);
+        self
+    }
+
+    /// Many nodes on one Redis (M1-M4) in one call: the store, the mapping, the exclusion and
+    /// the notices of `nodes`.
+    ///
+    /// ```no_run
+    /// # async fn doc() -> session_bridge::Result<()> {
+    /// use session_bridge::nodes::redis::{RedisNodes, RedisNodesOptions};
+    /// use session_bridge::SessionBridge;
+    /// let nodes = RedisNodes::connect("redis://127.0.0.1:6379", RedisNodesOptions::new("myapp")).await?;
+    /// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]])
+    ///     .nodes(nodes)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn nodes(self, nodes: crate::nodes::redis::RedisNodes) -> Self {
+        let parts = nodes.into_parts();
+        self.store(parts.store)
+            .client_map(parts.map)
+            .exclusion(parts.exclusion)
+            .notices(parts.notices)
+    }
+
     /// The session store (default [`LiveStore`] on the bridge's clock).
     ///
     /// ```
@@ -967,11 +1031,25 @@ impl SessionBridgeBuilder {
                 .last_writer_wins(self.last_writer_wins),
             OriginPolicy::new(self.allowed_origins).https(self.secure),
             self.event_buffer,
+            Shared {
+                mapping: match self.client_map {
+                    Some(map) => Mapping::Shared(map),
+                    None => Mapping::default(),
+                },
+                exclusion: self.exclusion,
+                notices: self.notices,
+            },
         );
-        Ok(SessionBridge::new(
-            engine,
-            CleanupSchedule::new(interval, self.auto_cleanup),
-        ))
+        let bridge = SessionBridge::new(engine, CleanupSchedule::new(interval, self.auto_cleanup));
+        if let Some(bus) = bridge.engine().notices() {
+            let engine = Arc::downgrade(bridge.engine());
+            bus.listen(Box::new(move |notice| {
+                if let Some(engine) = engine.upgrade() {
+                    engine.receive(notice);
+                }
+            }));
+        }
+        Ok(bridge)
     }
 }
 
@@ -1013,6 +1091,9 @@ impl std::fmt::Debug for SessionBridgeBuilder {
             .field("max_session_bytes", &self.max_session_bytes)
             .field("event_buffer", &self.event_buffer)
             .field("allowed_origins", &self.allowed_origins)
+            .field("shared_client_map", &self.client_map.is_some())
+            .field("exclusion", &self.exclusion.is_some())
+            .field("notices", &self.notices.is_some())
             .finish_non_exhaustive()
     }
 }

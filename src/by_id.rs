@@ -22,15 +22,20 @@ impl SessionBridge {
     /// # let bridge = session_bridge::testing::test_bridge();
     /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
     /// // `client_id`: a browser whose session was created over HTTP, which made the mapping.
-    /// assert!(bridge.get_session_id(&client_id).is_some());
-    /// assert_eq!(bridge.get_session_id(&"a client without a session".into()), None);
+    /// assert!(bridge.get_session_id(&client_id).await?.is_some());
+    /// assert_eq!(bridge.get_session_id(&"a client without a session".into()).await?, None);
     /// # Ok::<_, session_bridge::Error>(())
     /// # }).unwrap();
     /// ```
-    pub fn get_session_id(&self, client_id: &ClientId) -> Option<SessionId> {
-        self.engine()
+    ///
+    /// # Errors
+    /// A failure of a shared mapping (many nodes); the in-memory one never fails.
+    pub async fn get_session_id(&self, client_id: &ClientId) -> Result<Option<SessionId>> {
+        Ok(self
+            .engine()
             .session_of(client_id.as_str())
-            .map(SessionId::from)
+            .await?
+            .map(SessionId::from))
     }
 
     /// The client id mapped to a session id (B1).
@@ -40,17 +45,22 @@ impl SessionBridge {
     /// # futures::executor::block_on(async {
     /// # let bridge = session_bridge::testing::test_bridge();
     /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
-    /// # let session_id = bridge.get_session_id(&client_id).unwrap();
+    /// # let session_id = bridge.get_session_id(&client_id).await?.unwrap();
     /// // `client_id`: a browser with a session, created over HTTP; `session_id`: that session.
-    /// assert_eq!(bridge.get_client_id(&session_id), Some(client_id));
-    /// assert_eq!(bridge.get_client_id(&"an unknown session id".into()), None);
+    /// assert_eq!(bridge.get_client_id(&session_id).await?, Some(client_id));
+    /// assert_eq!(bridge.get_client_id(&"an unknown session id".into()).await?, None);
     /// # Ok::<_, session_bridge::Error>(())
     /// # }).unwrap();
     /// ```
-    pub fn get_client_id(&self, session_id: &SessionId) -> Option<ClientId> {
-        self.engine()
+    ///
+    /// # Errors
+    /// A failure of a shared mapping (many nodes); the in-memory one never fails.
+    pub async fn get_client_id(&self, session_id: &SessionId) -> Result<Option<ClientId>> {
+        Ok(self
+            .engine()
             .client_of(session_id.as_str())
-            .map(ClientId::from)
+            .await?
+            .map(ClientId::from))
     }
 
     /// The session data of a mapped session id; `None` when unmapped or gone (B2).
@@ -60,7 +70,7 @@ impl SessionBridge {
     /// # futures::executor::block_on(async {
     /// # let bridge = session_bridge::testing::test_bridge();
     /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
-    /// # let session_id = bridge.get_session_id(&client_id).unwrap();
+    /// # let session_id = bridge.get_session_id(&client_id).await?.unwrap();
     /// // `session_id`: a live session, created over HTTP.
     /// let data = bridge.get_by_id(&session_id).await?.unwrap_or_default();
     /// assert_eq!(data["user"], "ada");
@@ -74,7 +84,7 @@ impl SessionBridge {
     pub async fn get_by_id(&self, session_id: &SessionId) -> Result<Option<Map<String, Value>>> {
         let engine = self.engine();
         let sid = session_id.as_str();
-        if engine.client_of(sid).is_none() {
+        if engine.client_of(sid).await?.is_none() {
             return Ok(None);
         }
         Ok(engine.load(sid).await?.map(Loaded::into_data))
@@ -101,7 +111,7 @@ impl SessionBridge {
         &self,
         client_id: &ClientId,
     ) -> Result<Option<Map<String, Value>>> {
-        match self.get_session_id(client_id) {
+        match self.get_session_id(client_id).await? {
             Some(sid) => self.get_by_id(&sid).await,
             None => Ok(None),
         }
@@ -114,10 +124,10 @@ impl SessionBridge {
     /// # futures::executor::block_on(async {
     /// # let bridge = session_bridge::testing::test_bridge();
     /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
-    /// # let session_id = bridge.get_session_id(&client_id).unwrap();
+    /// # let session_id = bridge.get_session_id(&client_id).await?.unwrap();
     /// // `client_id`: a browser with a session, created over HTTP; `session_id`: that session.
     /// assert!(bridge.destroy_by_id(&session_id).await?);
-    /// assert_eq!(bridge.get_session_id(&client_id), None);
+    /// assert_eq!(bridge.get_session_id(&client_id).await?, None);
     /// assert!(!bridge.destroy_by_id(&session_id).await?, "already gone");
     /// # Ok::<_, session_bridge::Error>(())
     /// # }).unwrap();
@@ -128,10 +138,10 @@ impl SessionBridge {
     pub async fn destroy_by_id(&self, session_id: &SessionId) -> Result<bool> {
         let engine = self.engine();
         let sid = session_id.as_str();
-        if engine.client_of(sid).is_none() {
+        if engine.client_of(sid).await?.is_none() {
             return Ok(false);
         }
-        let _lock = engine.lock(sid).await;
+        let _lock = engine.lock(sid).await?;
         engine.destroy(sid).await
     }
 
@@ -152,7 +162,7 @@ impl SessionBridge {
     /// # Errors
     /// A store error.
     pub async fn destroy_by_client_id(&self, client_id: &ClientId) -> Result<bool> {
-        match self.get_session_id(client_id) {
+        match self.get_session_id(client_id).await? {
             Some(sid) => self.destroy_by_id(&sid).await,
             None => Ok(false),
         }
@@ -166,7 +176,7 @@ impl SessionBridge {
     /// # futures::executor::block_on(async {
     /// # let bridge = session_bridge::testing::test_bridge();
     /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
-    /// # let session_id = bridge.get_session_id(&client_id).unwrap();
+    /// # let session_id = bridge.get_session_id(&client_id).await?.unwrap();
     /// // `session_id`: a live session, created over HTTP.
     /// let mut data = bridge.get_by_id(&session_id).await?.unwrap_or_default();
     /// data.insert("role".into(), "admin".into());
@@ -188,11 +198,11 @@ impl SessionBridge {
     ) -> Result<bool> {
         let engine = self.engine();
         let sid = session_id.as_str();
-        if engine.client_of(sid).is_none() {
+        if engine.client_of(sid).await?.is_none() {
             return Err(Error::NotMapped);
         }
         let ttl = max_age.map(checked_max_age).transpose()?;
-        let _lock = engine.lock(sid).await;
+        let _lock = engine.lock(sid).await?;
         let Some(data) = session else {
             return engine.destroy(sid).await;
         };
@@ -205,7 +215,7 @@ impl SessionBridge {
             Ok(())
         };
         Ok(engine
-            .update_existing(sid, current, ttl, false, &apply)
+            .update_existing(sid, current, ttl, false, false, &apply)
             .await?
             .is_some())
     }
@@ -236,7 +246,7 @@ impl SessionBridge {
         session: Option<Map<String, Value>>,
         max_age: Option<Duration>,
     ) -> Result<bool> {
-        match self.get_session_id(client_id) {
+        match self.get_session_id(client_id).await? {
             Some(sid) => self.set_by_id(&sid, session, max_age).await,
             None => Err(Error::NotMapped),
         }
@@ -254,7 +264,7 @@ impl SessionBridge {
     ///     .store(Arc::clone(&store))
     ///     .build()?;
     /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
-    /// # let session_id = bridge.get_session_id(&client_id).unwrap();
+    /// # let session_id = bridge.get_session_id(&client_id).await?.unwrap();
     /// let mut events = bridge.events();
     /// // The app rewrites the record of session `session_id` itself, then tells the bridge.
     /// if let Some(mut record) = store.get(session_id.as_str())? {
@@ -274,10 +284,13 @@ impl SessionBridge {
         let engine = self.engine();
         let sid = session_id.as_str();
         match engine.load(sid).await? {
-            Some(l) => engine.announce_set(sid, l.record().expires_at, is_new, true),
-            None => engine.forget(sid),
+            Some(l) => {
+                engine
+                    .announce_set(sid, l.record().expires_at, is_new, true)
+                    .await
+            }
+            None => engine.forget(sid).await,
         }
-        Ok(())
     }
 
     /// For apps that destroyed a record directly: mapping entry removed, `SessionDestroy` (B4).
@@ -291,17 +304,21 @@ impl SessionBridge {
     ///     .store(Arc::clone(&store))
     ///     .build()?;
     /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
-    /// # let session_id = bridge.get_session_id(&client_id).unwrap();
+    /// # let session_id = bridge.get_session_id(&client_id).await?.unwrap();
     /// // `client_id`: a browser with a session, created over HTTP; `session_id`: that session.
     /// store.destroy(session_id.as_str())?;
-    /// bridge.notify_store_destroy(&session_id);
-    /// assert_eq!(bridge.get_session_id(&client_id), None);
+    /// bridge.notify_store_destroy(&session_id).await?;
+    /// assert_eq!(bridge.get_session_id(&client_id).await?, None);
     /// # Ok::<_, session_bridge::Error>(())
     /// # }).unwrap();
     /// ```
-    pub fn notify_store_destroy(&self, session_id: &SessionId) {
+    ///
+    /// # Errors
+    /// A failure of a shared mapping (many nodes); the in-memory one never fails.
+    pub async fn notify_store_destroy(&self, session_id: &SessionId) -> Result<()> {
         self.engine()
-            .announce_destroy(session_id.as_str(), crate::events::EndReason::Destroyed);
+            .announce_destroy(session_id.as_str(), crate::events::EndReason::Destroyed)
+            .await
     }
 
     /// For apps that cleaned the store themselves: emits `Cleanup(count)` (B4).

@@ -13,8 +13,9 @@ use crate::error::{Error, Result};
 use crate::events::{BridgeEvent, EndReason, EventStream, Events};
 use crate::gateway::{Base, Fetched, Gateway, Loaded, Written};
 use crate::id::{ClientId, IdGen, IdTag};
-use crate::locks::LockTable;
+use crate::locks::{Guard, LockTable};
 use crate::mapping::Mapping;
+use crate::nodes::{Exclusion, Notice, NoticeBus};
 use crate::origin::OriginPolicy;
 use crate::record::Record;
 
@@ -22,34 +23,6 @@ use crate::record::Record;
 const RETIRE_PER_WRITE: usize = 2;
 /// How long a client id replaced by `regenerate` is never re-sent (covers requests in flight).
 const RETIRED_CLIENT_TTL: u64 = 10 * 60_000;
-/// At most this many retired client ids are remembered (oldest forgotten first).
-const RETIRED_CLIENT_CAP: usize = 100_000;
-
-/// Client ids replaced by `regenerate`, remembered briefly and boundedly.
-#[derive(Default)]
-struct RetiredClients {
-    until: hashbrown::HashMap<String, u64>,
-    order: std::collections::VecDeque<(u64, String)>,
-}
-
-impl RetiredClients {
-    fn insert(&mut self, cid: &str, until: u64, now: u64) {
-        while let Some((at, _)) = self.order.front() {
-            if *at > now && self.order.len() < RETIRED_CLIENT_CAP {
-                break;
-            }
-            if let Some((_, old)) = self.order.pop_front() {
-                self.until.remove(&old);
-            }
-        }
-        self.until.insert(cid.to_owned(), until);
-        self.order.push_back((until, cid.to_owned()));
-    }
-
-    fn contains(&self, cid: &str, now: u64) -> bool {
-        self.until.get(cid).is_some_and(|until| *until > now)
-    }
-}
 
 /// How many times a write retries when another writer moved the record (ST5).
 pub(crate) const WRITE_ATTEMPTS: u32 = 4;
@@ -101,7 +74,16 @@ pub(crate) struct Engine {
     cookies: CookieConfig,
     policy: Policy,
     origins: OriginPolicy,
-    retired: std::sync::Mutex<RetiredClients>,
+    exclusion: Option<Arc<dyn Exclusion>>,
+    notices: Option<Arc<dyn NoticeBus>>,
+}
+
+/// What the nodes of one app share (SPEC M1-M3); all local for one process.
+#[derive(Default)]
+pub(crate) struct Shared {
+    pub(crate) mapping: Mapping,
+    pub(crate) exclusion: Option<Arc<dyn Exclusion>>,
+    pub(crate) notices: Option<Arc<dyn NoticeBus>>,
 }
 
 /// The state an update left: the record as stored and whether this call wrote it (H11: a
@@ -132,18 +114,73 @@ impl Engine {
         policy: Policy,
         origins: OriginPolicy,
         event_buffer: usize,
+        shared: Shared,
     ) -> Self {
         Self {
             gateway,
-            mapping: Mapping::default(),
+            mapping: shared.mapping,
             events: Events::new(event_buffer),
             locks: LockTable::default(),
             ids,
             cookies,
             policy,
             origins,
-            retired: Default::default(),
+            exclusion: shared.exclusion,
+            notices: shared.notices,
         }
+    }
+
+    /// The notice bus, if the bridge runs on many nodes.
+    pub(crate) fn notices(&self) -> Option<&Arc<dyn NoticeBus>> {
+        self.notices.as_ref()
+    }
+
+    /// Another node's notice (M3): drops what this node caches about the session and tells
+    /// this node's listeners, as [`BridgeEvent::Remote`]. Grants nothing.
+    pub(crate) fn receive(&self, notice: Notice) {
+        if self
+            .notices
+            .as_ref()
+            .is_some_and(|bus| bus.node() == notice.node)
+        {
+            return;
+        }
+        match &notice.event {
+            BridgeEvent::SessionSet {
+                client_id,
+                session_id,
+                ..
+            }
+            | BridgeEvent::SessionDestroy {
+                client_id,
+                session_id,
+                ..
+            } => self.mapping.invalidate(
+                session_id.as_str(),
+                client_id.as_ref().map(ClientId::as_str),
+            ),
+            _ => return,
+        }
+        self.events
+            .publish(BridgeEvent::Remote(Box::new(notice.event)));
+    }
+
+    /// Publishes `event` to this node's subscribers and, for session ends and mapping moves,
+    /// to the other nodes (M3).
+    fn announce(&self, event: BridgeEvent) {
+        if let Some(bus) = &self.notices {
+            let travels = matches!(
+                event,
+                BridgeEvent::SessionDestroy { .. } | BridgeEvent::SessionSet { is_init: true, .. }
+            );
+            if travels {
+                bus.publish(Notice {
+                    node: bus.node().to_owned(),
+                    event: event.clone(),
+                });
+            }
+        }
+        self.events.publish(event);
     }
 
     pub(crate) fn now(&self) -> u64 {
@@ -173,7 +210,7 @@ impl Engine {
         let sessions = self.cookies.read_sessions(headers);
         if clients.len() > 1 || sessions.len() > 1 {
             for client in &clients {
-                let mapped = self.mapping.session_id(client.id());
+                let mapped = self.mapping.cached_session_id(client.id());
                 if let Some(session) = sessions.iter().find(|s| mapped.as_deref() == Some(s.id())) {
                     return (Some(client.clone()), Some(session.clone()));
                 }
@@ -223,18 +260,18 @@ impl Engine {
     }
 
     /// The session id mapped to `cid` (B1).
-    pub(crate) fn session_of(&self, cid: &str) -> Option<String> {
-        self.mapping.session_id(cid)
+    pub(crate) async fn session_of(&self, cid: &str) -> Result<Option<String>> {
+        self.mapping.session_id(cid).await
     }
 
     /// The client id mapped to `sid` (B1).
-    pub(crate) fn client_of(&self, sid: &str) -> Option<String> {
-        self.mapping.client_id(sid)
+    pub(crate) async fn client_of(&self, sid: &str) -> Result<Option<String>> {
+        self.mapping.client_id(sid).await
     }
 
-    /// How many client <-> session pairs are mapped.
+    /// How many client <-> session pairs this process's mapping holds in memory.
     pub(crate) fn mapped_sessions(&self) -> usize {
-        self.mapping.len()
+        self.mapping.local_len()
     }
 
     /// How many sessions have a lock entry (held or waited for).
@@ -248,7 +285,7 @@ impl Engine {
 
     /// `Cleanup(count)` (GW4, B4).
     pub(crate) fn announce_cleanup(&self, count: usize) {
-        self.events.publish(BridgeEvent::Cleanup(count));
+        self.announce(BridgeEvent::Cleanup(count));
     }
 
     /// A keyed, non-reversible tag of a client id (rooms, logs).
@@ -256,20 +293,23 @@ impl Engine {
         IdTag::new(self.cookies.tag_key(), "client-room", cid, 22)
     }
 
-    pub(crate) fn lock(&self, sid: &str) -> crate::locks::Acquire {
-        self.locks.acquire(sid)
+    /// The exclusion of `sid` (S3, M2): this process's FIFO lock, then, on many nodes, the
+    /// nodes' lease. Fails only when the lease cannot be had (its backend is down).
+    pub(crate) async fn lock(&self, sid: &str) -> Result<Guard> {
+        let local = self.locks.acquire(sid).await;
+        let lease = match &self.exclusion {
+            Some(exclusion) => Some(exclusion.acquire(sid).await?),
+            None => None,
+        };
+        Ok(Guard::new(local, lease))
     }
 
     /// [`lock`](Self::lock), recording the wait in `span`'s `lock_wait_us`.
-    pub(crate) async fn lock_timed(
-        &self,
-        sid: &str,
-        span: &tracing::Span,
-    ) -> crate::locks::SessionLock {
+    pub(crate) async fn lock_timed(&self, sid: &str, span: &tracing::Span) -> Result<Guard> {
         let started = std::time::Instant::now();
-        let lock = self.locks.acquire(sid).await;
+        let guard = self.lock(sid).await;
         span.record("lock_wait_us", crate::clock::micros_since(started));
-        lock
+        guard
     }
 
     /// The keyed tag that names session `sid` in logs and spans (L1), never the id.
@@ -281,16 +321,16 @@ impl Engine {
     pub(crate) async fn load(&self, sid: &str) -> LoadResult {
         match self.gateway.fetch(sid).await? {
             Fetched::Missing => {
-                self.announce_if_mapped(sid);
+                self.announce_if_mapped(sid).await?;
                 Ok(None)
             }
             Fetched::Live(loaded) => Ok(Some(loaded)),
             Fetched::Expired => {
-                self.announce_destroy(sid, EndReason::Expired);
+                self.announce_destroy(sid, EndReason::Expired).await?;
                 Ok(None)
             }
             Fetched::Corrupt(err) => {
-                self.announce_destroy(sid, EndReason::Corrupt);
+                self.announce_destroy(sid, EndReason::Corrupt).await?;
                 Err(err)
             }
         }
@@ -303,7 +343,7 @@ impl Engine {
         let Some(sid) = cookie_sid else {
             return Ok(None);
         };
-        match self.mapping.client_id(sid) {
+        match self.mapping.client_id(sid).await? {
             // (a) already ours
             Some(owner) if owner == cid => self.load(sid).await,
             // (c) another client's: ignore the cookie
@@ -320,7 +360,7 @@ impl Engine {
                     .owner
                     .as_deref()
                     .is_none_or(|owner| self.cookies.is_owner(owner, cid));
-                if owned && self.claim(cid, sid, loaded.record().expires_at) {
+                if owned && self.claim(cid, sid, loaded.record().expires_at).await? {
                     Ok(Some(loaded))
                 } else {
                     Ok(None)
@@ -331,52 +371,63 @@ impl Engine {
 
     /// Attaches `cid` <-> `sid` unless another client claimed `sid` meanwhile; announces
     /// `SessionSet { is_new: false, is_init: true }` (H2 b).
-    fn claim(&self, cid: &str, sid: &str, expires_at: u64) -> bool {
-        if !self.mapping.attach_if_unclaimed(cid, sid, expires_at) {
-            return false;
+    async fn claim(&self, cid: &str, sid: &str, expires_at: u64) -> Result<bool> {
+        if !self
+            .mapping
+            .attach_if_unclaimed(cid, sid, expires_at)
+            .await?
+        {
+            return Ok(false);
         }
-        self.events.publish(BridgeEvent::SessionSet {
+        self.announce(BridgeEvent::SessionSet {
             client_id: Some(cid.into()),
             session_id: sid.into(),
             is_new: false,
             is_init: true,
         });
-        true
+        Ok(true)
     }
 
     /// Announces a write that went through the gateway (GW2) and keeps the mapping's expiry.
-    pub(crate) fn announce_set(
+    pub(crate) async fn announce_set(
         &self,
         sid: &str,
         record_expires_at: u64,
         is_new: bool,
         data_changed: bool,
-    ) {
-        let client_id = self.mapping.touch(sid, record_expires_at);
+    ) -> Result<()> {
+        let client_id = self.mapping.touch(sid, record_expires_at).await?;
         if data_changed {
-            self.events.publish(BridgeEvent::SessionSet {
+            self.announce(BridgeEvent::SessionSet {
                 client_id: client_id.map(ClientId::from),
                 session_id: sid.into(),
                 is_new,
                 is_init: false,
             });
         }
+        Ok(())
     }
 
     /// A new session created for `cid` (H4): mapping attached, `SessionSet { true, true }`.
-    pub(crate) fn announce_created(&self, cid: &str, sid: &str, expires_at: u64) {
-        self.mapping.attach(cid, sid, expires_at);
-        self.events.publish(BridgeEvent::SessionSet {
+    pub(crate) async fn announce_created(
+        &self,
+        cid: &str,
+        sid: &str,
+        expires_at: u64,
+    ) -> Result<()> {
+        self.mapping.attach(cid, sid, expires_at).await?;
+        self.announce(BridgeEvent::SessionSet {
             client_id: Some(cid.into()),
             session_id: sid.into(),
             is_new: true,
             is_init: true,
         });
+        Ok(())
     }
 
     /// Emits `SessionDestroy` (H7): the one place that builds it.
     fn publish_destroy(&self, client_id: Option<String>, sid: &str, reason: EndReason) {
-        self.events.publish(BridgeEvent::SessionDestroy {
+        self.announce(BridgeEvent::SessionDestroy {
             client_id: client_id.map(ClientId::from),
             session_id: sid.into(),
             reason,
@@ -386,23 +437,25 @@ impl Engine {
     /// A mapped session found missing from the store was destroyed behind the bridge's back
     /// (LiveStore's expiry sweep, another process, a TTL in Redis): say so once (H7), so
     /// sockets and listeners do not wait for a session that is dead.
-    fn announce_if_mapped(&self, sid: &str) {
-        if let Some(cid) = self.mapping.detach(sid) {
+    async fn announce_if_mapped(&self, sid: &str) -> Result<()> {
+        if let Some(cid) = self.mapping.detach(sid).await? {
             // Behind our back means its time ran out somewhere (a sweep, a store TTL) or
             // another process destroyed it: either way it has expired for us.
             self.publish_destroy(Some(cid), sid, EndReason::Expired);
         }
+        Ok(())
     }
 
     /// A session found gone: its mapping entry is dropped, nothing announced (B4).
-    pub(crate) fn forget(&self, sid: &str) {
-        self.mapping.detach(sid);
+    pub(crate) async fn forget(&self, sid: &str) -> Result<()> {
+        self.mapping.detach(sid).await.map(drop)
     }
 
     /// A record is gone (GW3): mapping entry removed, `SessionDestroy` emitted (H7).
-    pub(crate) fn announce_destroy(&self, sid: &str, reason: EndReason) {
-        let client_id = self.mapping.detach(sid);
+    pub(crate) async fn announce_destroy(&self, sid: &str, reason: EndReason) -> Result<()> {
+        let client_id = self.mapping.detach(sid).await?;
         self.publish_destroy(client_id, sid, reason);
+        Ok(())
     }
 
     /// GW3: destroys `sid` at the app's request; announces it only if a record was really
@@ -421,7 +474,7 @@ impl Engine {
         reason: EndReason,
     ) -> Result<bool> {
         let existed = self.gateway.destroy(sid).await?;
-        let mapped = self.mapping.detach(sid);
+        let mapped = self.mapping.detach(sid).await?;
         if existed {
             self.publish_destroy(mapped.or(owner), sid, reason);
         }
@@ -430,33 +483,31 @@ impl Engine {
 
     /// Remembers a client id that `regenerate` replaced, so that a request still carrying it
     /// (sent before the login response arrived) does not roll it back into the browser.
-    pub(crate) fn retire_client(&self, cid: &str) {
-        let until = self.now().saturating_add(RETIRED_CLIENT_TTL);
-        let mut r = self
-            .retired
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        r.insert(cid, until, self.now());
+    pub(crate) async fn retire_client(&self, cid: &str) -> Result<()> {
+        let now = self.now();
+        let until = now.saturating_add(RETIRED_CLIENT_TTL);
+        self.mapping.retire_client(cid, until, now).await
     }
 
     /// Whether `cid` was replaced by a `regenerate` in the last few minutes.
-    pub(crate) fn is_retired_client(&self, cid: &str) -> bool {
-        let r = self
-            .retired
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        r.contains(cid, self.now())
+    pub(crate) async fn is_retired_client(&self, cid: &str) -> Result<bool> {
+        self.mapping.is_retired_client(cid, self.now()).await
     }
 
     /// Writes `data` as the new state of an existing session, under the caller's lock,
     /// retrying against a concurrent writer (ST5): each retry re-reads the record and re-applies
     /// `apply` to it. `Ok(None)`: the session is gone (never resurrected).
+    ///
+    /// `fenced`: the caller's data came from a read made under a nodes' lease that it still
+    /// believes it holds, so a record that moved meanwhile means the lease lapsed and another
+    /// node wrote: the write is refused ([`Error::LeaseLost`], M2), never merged.
     pub(crate) async fn update_existing(
         &self,
         sid: &str,
         mut current: Loaded,
         ttl: Option<u64>,
         refresh: bool,
+        fenced: bool,
         apply: &(dyn Fn(&mut Map<String, Value>) -> Result<()> + Send + Sync),
     ) -> Result<Option<Saved>> {
         for _ in 0..WRITE_ATTEMPTS {
@@ -464,7 +515,7 @@ impl Engine {
             apply(&mut data)?;
             // An owner tag made with an older key is re-made with the newest one at this
             // write, as cookies are re-signed, so the old key can be retired later (ST2).
-            let base = match self.retagged(sid, current.record()) {
+            let base = match self.retagged(sid, current.record()).await? {
                 Some(owner) => std::borrow::Cow::Owned(Record {
                     owner: Some(owner),
                     ..current.record().clone()
@@ -479,7 +530,7 @@ impl Engine {
             {
                 Written::Gone => {
                     // Its absolute time ran out (H9): destroyed by the write, never resurrected.
-                    self.announce_destroy(sid, EndReason::Expired);
+                    self.announce_destroy(sid, EndReason::Expired).await?;
                     return Ok(None);
                 }
                 Written::Unchanged => {
@@ -493,17 +544,19 @@ impl Engine {
                     record,
                     data_changed,
                 } => {
-                    self.announce_set(sid, record.expires_at, false, data_changed);
+                    self.announce_set(sid, record.expires_at, false, data_changed)
+                        .await?;
                     self.retire_expired_mappings().await;
                     return Ok(Some(Saved {
                         loaded: Loaded::new(record, data),
                         written: true,
                     }));
                 }
+                Written::Conflict if fenced => return Err(Error::LeaseLost),
                 Written::Conflict => match self.load(sid).await? {
                     Some(fresh) => current = fresh,
                     None => {
-                        self.mapping.detach(sid);
+                        self.mapping.detach(sid).await?;
                         return Ok(None);
                     }
                 },
@@ -515,11 +568,15 @@ impl Engine {
     }
 
     /// The newest-key owner tag for `record` of `sid` when its tag was made with an older key.
-    fn retagged(&self, sid: &str, record: &Record) -> Option<String> {
-        let owner = record.owner.as_deref()?;
-        let cid = self.mapping.client_id(sid)?;
+    async fn retagged(&self, sid: &str, record: &Record) -> Result<Option<String>> {
+        let Some(owner) = record.owner.as_deref() else {
+            return Ok(None);
+        };
+        let Some(cid) = self.mapping.client_id(sid).await? else {
+            return Ok(None);
+        };
         let newest = self.cookies.owner_tag(&cid);
-        (owner != newest && self.cookies.is_owner(owner, &cid)).then_some(newest)
+        Ok((owner != newest && self.cookies.is_owner(owner, &cid)).then_some(newest))
     }
 
     /// Creates a session under a fresh `sid` owned by `cid` (H4, H6, ST2). `created_at`:
@@ -540,7 +597,7 @@ impl Engine {
         };
         match self.gateway.write(sid, data, base, ttl, true).await? {
             Written::Stored { record, .. } => {
-                self.announce_created(cid, sid, record.expires_at);
+                self.announce_created(cid, sid, record.expires_at).await?;
                 self.retire_expired_mappings().await;
                 Ok(Some(Loaded::new(record, data.clone())))
             }
@@ -554,10 +611,19 @@ impl Engine {
     /// against the store (GW1 destroys and announces it if it really expired), so a session
     /// refreshed elsewhere keeps its entry.
     async fn retire_expired_mappings(&self) {
-        for sid in self.mapping.due(self.now(), RETIRE_PER_WRITE) {
+        let due = match self.mapping.due(self.now(), RETIRE_PER_WRITE).await {
+            Ok(due) => due,
+            Err(err) => {
+                tracing::debug!(error = %err, "listing expired mappings failed");
+                return;
+            }
+        };
+        for sid in due {
             match self.load(&sid).await {
                 Ok(Some(loaded)) => {
-                    self.mapping.touch(&sid, loaded.record().expires_at);
+                    if let Err(err) = self.mapping.touch(&sid, loaded.record().expires_at).await {
+                        tracing::debug!(error = %err, "moving a mapping's expiry failed");
+                    }
                 }
                 // Gone: `load` has already detached and announced it.
                 Ok(None) => {}
@@ -573,22 +639,22 @@ impl Engine {
         let ids = self.gateway.list().await?;
         let mut cleared = 0;
         for sid in ids {
-            let _lock = self.lock(&sid).await;
+            let _lock = self.lock(&sid).await?;
             match self.gateway.fetch(&sid).await? {
                 Fetched::Expired => {
                     cleared += 1;
-                    self.announce_destroy(&sid, EndReason::Expired);
+                    self.announce_destroy(&sid, EndReason::Expired).await?;
                 }
                 Fetched::Corrupt(_) => {
                     cleared += 1;
-                    self.announce_destroy(&sid, EndReason::Corrupt);
+                    self.announce_destroy(&sid, EndReason::Corrupt).await?;
                 }
-                Fetched::Missing => self.announce_if_mapped(&sid),
+                Fetched::Missing => self.announce_if_mapped(&sid).await?,
                 Fetched::Live(_) => {}
             }
         }
         self.gateway.optimize(cleared).await?;
-        self.events.publish(BridgeEvent::Cleanup(cleared));
+        self.announce(BridgeEvent::Cleanup(cleared));
         Ok(cleared)
     }
 }

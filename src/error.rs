@@ -102,6 +102,11 @@ pub enum Error {
     /// of shared keys belongs in [`Session::update`](crate::Session::update).
     #[error("a session key this request read and wrote was changed by another writer meanwhile")]
     ReadConflict,
+    /// M2: a `with_session` handler ran past its nodes' lease (it lapsed while the handler
+    /// ran) and another node wrote the session meanwhile; the handler's changes were not
+    /// saved (the record's version fences the late holder).
+    #[error("this node's lease on the session lapsed and another node wrote it; nothing was saved")]
+    LeaseLost,
 }
 
 /// Lets infallible conversions (a [`Key`](crate::Key) into itself) feed the builder.
@@ -127,7 +132,8 @@ impl From<serde_json::Error> for Error {
 
 impl Error {
     /// The HTTP status the glue answers this error with, always with an empty body (nothing
-    /// internal reaches a client): 409 for [`Error::Conflict`], 403 for
+    /// internal reaches a client): 409 for [`Error::Conflict`], [`Error::ReadConflict`] and
+    /// [`Error::LeaseLost`], 403 for
     /// [`Error::ForbiddenOrigin`], 500 for everything else.
     ///
     /// ```
@@ -137,7 +143,9 @@ impl Error {
     /// ```
     pub fn status(&self) -> http::StatusCode {
         match self {
-            Error::Conflict { .. } | Error::ReadConflict => http::StatusCode::CONFLICT,
+            Error::Conflict { .. } | Error::ReadConflict | Error::LeaseLost => {
+                http::StatusCode::CONFLICT
+            }
             Error::ForbiddenOrigin => http::StatusCode::FORBIDDEN,
             _ => http::StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -67,6 +67,18 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    /// The reason named by [`as_str`](Self::as_str)'s word.
+    pub(crate) fn from_word(word: &str) -> Option<Self> {
+        [
+            EndReason::Destroyed,
+            EndReason::Regenerated,
+            EndReason::Expired,
+            EndReason::Corrupt,
+        ]
+        .into_iter()
+        .find(|reason| reason.as_str() == word)
+    }
+
     /// The reason as the word the socketioxide glue sends (`"destroyed"`, `"regenerated"`,
     /// `"expired"`, `"corrupt"`).
     pub fn as_str(self) -> &'static str {
@@ -105,6 +117,11 @@ pub enum BridgeEvent {
     },
     /// A cleanup pass removed this many expired records.
     Cleanup(usize),
+    /// Another node's `SessionDestroy` or mapping move (`SessionSet` with `is_init`), heard
+    /// through the nodes' notices (M3). This node's sockets are reached by the node that
+    /// announced it (through the socket.io adapter), so the socketioxide glue ignores these;
+    /// an app that keeps per-session state of its own drops it here too.
+    Remote(Box<BridgeEvent>),
 }
 
 /// Fan-out of events to subscribers.

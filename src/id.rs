@@ -83,6 +83,12 @@ impl IdGen for RandomIdGen {
     }
 }
 
+/// A random, unguessable token (lease holders, node ids): 128 bits, URL-safe base64.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn random_token() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<16>())
+}
+
 /// Bytes from the OS CSPRNG. Without an OS source of randomness the crate cannot make
 /// unguessable ids at all, so this is one of the few places that refuses to go on.
 pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {

@@ -16,6 +16,7 @@ mod gateway;
 mod http_flow;
 mod locks;
 mod mapping;
+pub mod nodes;
 mod origin;
 mod record;
 mod session;

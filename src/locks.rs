@@ -128,6 +128,46 @@ impl Drop for Acquire {
     }
 }
 
+/// A session's exclusion as the flows hold it: this process's FIFO lock, and inside it the
+/// lease of the other nodes when the bridge runs on many (SPEC M2). Dropping it releases the
+/// lease first, then the local lock.
+pub(crate) struct Guard {
+    lease: Option<Box<dyn crate::nodes::Lease>>,
+    local: Option<SessionLock>,
+}
+
+impl Guard {
+    pub(crate) fn new(local: SessionLock, lease: Option<Box<dyn crate::nodes::Lease>>) -> Self {
+        Self {
+            lease,
+            local: Some(local),
+        }
+    }
+
+    /// Whether other nodes are excluded by a lease (then a write that finds the record moved
+    /// means the lease lapsed: it is fenced, never merged).
+    pub(crate) fn is_shared(&self) -> bool {
+        self.lease.is_some()
+    }
+
+    /// Whether the lease is known to have lapsed while held.
+    pub(crate) fn lost(&self) -> bool {
+        self.lease.as_ref().is_some_and(|lease| lease.lost())
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // The local lock hands over only once the nodes' lease is released, so this node's
+        // next waiter does not queue behind our own lease.
+        let local = self.local.take();
+        match self.lease.take() {
+            Some(lease) => lease.release(Box::new(move || drop(local))),
+            None => drop(local),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

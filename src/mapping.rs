@@ -1,188 +1,116 @@
-//! The client id <-> session id mapping: 1:1, in memory, safe under concurrent use.
-//!
-//! Every entry also remembers when its session expires, so entries of sessions that died
-//! without anyone asking (no cleanup, LiveStore's silent sweep) can be found and retired:
-//! the mapping stays bounded by the number of live sessions.
+//! The engine's view of the client id <-> session id mapping: the in-memory map of one
+//! process called directly (no boxed future, no I/O), or a shared [`ClientMap`] across nodes
+//! (SPEC M1).
 
-use std::collections::BTreeSet;
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 
-use hashbrown::HashMap;
+use crate::error::Result;
+use crate::nodes::{ClientMap, MemoryMap};
 
-/// The 1:1 map, both directions kept in step under one lock.
-#[derive(Default)]
-pub(crate) struct Mapping {
-    inner: RwLock<Maps>,
+pub(crate) enum Mapping {
+    Memory(MemoryMap),
+    Shared(Arc<dyn ClientMap>),
 }
 
-#[derive(Default)]
-struct Maps {
-    sid_by_cid: HashMap<String, String>,
-    /// sid -> (cid, expires_at)
-    by_sid: HashMap<String, (String, u64)>,
-    expiry: BTreeSet<(u64, String)>,
-}
-
-impl Maps {
-    fn link(&mut self, cid: &str, sid: &str, expires_at: u64) {
-        if let Some(old_sid) = self.sid_by_cid.get(cid).cloned() {
-            self.remove_sid(&old_sid);
-        }
-        self.remove_sid(sid);
-        self.sid_by_cid.insert(cid.to_owned(), sid.to_owned());
-        self.by_sid
-            .insert(sid.to_owned(), (cid.to_owned(), expires_at));
-        self.expiry.insert((expires_at, sid.to_owned()));
-    }
-
-    fn remove_sid(&mut self, sid: &str) -> Option<String> {
-        let (cid, at) = self.by_sid.remove(sid)?;
-        self.expiry.remove(&(at, sid.to_owned()));
-        if self.sid_by_cid.get(&cid).is_some_and(|s| s == sid) {
-            self.sid_by_cid.remove(&cid);
-        }
-        Some(cid)
+impl Default for Mapping {
+    fn default() -> Self {
+        Mapping::Memory(MemoryMap::default())
     }
 }
 
 impl Mapping {
-    // Nothing panics while these locks are held (plain map operations), so a poisoned lock
-    // still guards consistent maps.
-    fn read(&self) -> RwLockReadGuard<'_, Maps> {
-        self.inner
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-    fn write(&self) -> RwLockWriteGuard<'_, Maps> {
-        self.inner
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub(crate) fn session_id(&self, cid: &str) -> Option<String> {
-        self.read().sid_by_cid.get(cid).cloned()
-    }
-
-    pub(crate) fn client_id(&self, sid: &str) -> Option<String> {
-        self.read().by_sid.get(sid).map(|(cid, _)| cid.clone())
-    }
-
-    /// Links `cid` and `sid`, dropping whatever either was linked to before (1:1).
-    pub(crate) fn attach(&self, cid: &str, sid: &str, expires_at: u64) {
-        let mut m = self.write();
-        m.link(cid, sid, expires_at);
-    }
-
-    /// Links `cid` and `sid` unless another client holds `sid`, in one step under one lock, so
-    /// two clients racing for the same unclaimed session cannot both get it (H2 b, c).
-    pub(crate) fn attach_if_unclaimed(&self, cid: &str, sid: &str, expires_at: u64) -> bool {
-        let mut m = self.write();
-        if m.by_sid.get(sid).is_some_and(|(owner, _)| owner != cid) {
-            return false;
-        }
-        m.link(cid, sid, expires_at);
-        true
-    }
-
-    /// Records a new expiry for a mapped sid; returns its client id, if mapped.
-    pub(crate) fn touch(&self, sid: &str, expires_at: u64) -> Option<String> {
-        let mut m = self.write();
-        let (cid, old) = m.by_sid.get(sid).cloned()?;
-        if old != expires_at {
-            m.expiry.remove(&(old, sid.to_owned()));
-            m.expiry.insert((expires_at, sid.to_owned()));
-            m.by_sid.insert(sid.to_owned(), (cid.clone(), expires_at));
-        }
-        Some(cid)
-    }
-
-    /// Unlinks `sid`; returns the client id it had.
-    pub(crate) fn detach(&self, sid: &str) -> Option<String> {
-        self.write().remove_sid(sid)
-    }
-
-    /// Up to `max` mapped sids whose recorded expiry is at or before `now`.
-    pub(crate) fn due(&self, now: u64, max: usize) -> Vec<String> {
-        self.read()
-            .expiry
-            .iter()
-            .take_while(|(at, _)| *at <= now)
-            .take(max)
-            .map(|(_, sid)| sid.clone())
-            .collect()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.read().by_sid.len()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn attach_is_one_to_one() {
-        let m = Mapping::default();
-        m.attach("c1", "s1", 10);
-        m.attach("c2", "s2", 10);
-        // c1 moves to s2: s1 loses its client, c2 loses its session.
-        m.attach("c1", "s2", 20);
-        assert_eq!(m.session_id("c1").as_deref(), Some("s2"));
-        assert_eq!(m.client_id("s2").as_deref(), Some("c1"));
-        assert_eq!(m.session_id("c2"), None);
-        assert_eq!(m.client_id("s1"), None);
-        assert_eq!(m.len(), 1);
-        assert_eq!(m.due(15, 10), Vec::<String>::new());
-        assert_eq!(m.due(20, 10), vec!["s2".to_owned()]);
-    }
-
-    #[test]
-    fn attach_if_unclaimed_never_takes_another_clients_session() {
-        let m = Mapping::default();
-        assert!(m.attach_if_unclaimed("c1", "s", 10));
-        assert!(!m.attach_if_unclaimed("c2", "s", 10));
-        assert!(
-            m.attach_if_unclaimed("c1", "s", 20),
-            "its own: a no-op claim"
-        );
-        assert_eq!(m.client_id("s").as_deref(), Some("c1"));
-        assert_eq!(m.session_id("c2"), None);
-    }
-
-    #[test]
-    fn racing_claims_leave_exactly_one_owner() {
-        for round in 0..200 {
-            let m = std::sync::Arc::new(Mapping::default());
-            let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
-            let handles: Vec<_> = ["a", "b"]
-                .into_iter()
-                .map(|cid| {
-                    let (m, barrier) = (m.clone(), barrier.clone());
-                    std::thread::spawn(move || {
-                        barrier.wait();
-                        m.attach_if_unclaimed(cid, "s", 10)
-                    })
-                })
-                .collect();
-            let wins = handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or(false))
-                .filter(|won| *won)
-                .count();
-            assert_eq!(wins, 1, "round {round}");
+    pub(crate) async fn session_id(&self, cid: &str) -> Result<Option<String>> {
+        match self {
+            Mapping::Memory(m) => Ok(m.session_id(cid)),
+            Mapping::Shared(m) => m.session_id(cid).await,
         }
     }
 
-    #[test]
-    fn detach_and_touch() {
-        let m = Mapping::default();
-        m.attach("c", "s", 5);
-        assert_eq!(m.touch("s", 50).as_deref(), Some("c"));
-        assert!(m.due(10, 1).is_empty());
-        assert_eq!(m.detach("s").as_deref(), Some("c"));
-        assert_eq!(m.session_id("c"), None);
-        assert_eq!(m.touch("s", 1), None);
-        assert!(m.due(u64::MAX, 10).is_empty());
+    pub(crate) async fn client_id(&self, sid: &str) -> Result<Option<String>> {
+        match self {
+            Mapping::Memory(m) => Ok(m.client_id(sid)),
+            Mapping::Shared(m) => m.client_id(sid).await,
+        }
+    }
+
+    pub(crate) async fn attach(&self, cid: &str, sid: &str, expires_at: u64) -> Result<()> {
+        match self {
+            Mapping::Memory(m) => {
+                m.attach(cid, sid, expires_at);
+                Ok(())
+            }
+            Mapping::Shared(m) => m.attach(cid, sid, expires_at).await,
+        }
+    }
+
+    pub(crate) async fn attach_if_unclaimed(
+        &self,
+        cid: &str,
+        sid: &str,
+        expires_at: u64,
+    ) -> Result<bool> {
+        match self {
+            Mapping::Memory(m) => Ok(m.attach_if_unclaimed(cid, sid, expires_at)),
+            Mapping::Shared(m) => m.attach_if_unclaimed(cid, sid, expires_at).await,
+        }
+    }
+
+    pub(crate) async fn touch(&self, sid: &str, expires_at: u64) -> Result<Option<String>> {
+        match self {
+            Mapping::Memory(m) => Ok(m.touch(sid, expires_at)),
+            Mapping::Shared(m) => m.touch(sid, expires_at).await,
+        }
+    }
+
+    pub(crate) async fn detach(&self, sid: &str) -> Result<Option<String>> {
+        match self {
+            Mapping::Memory(m) => Ok(m.detach(sid)),
+            Mapping::Shared(m) => m.detach(sid).await,
+        }
+    }
+
+    pub(crate) async fn due(&self, now: u64, max: usize) -> Result<Vec<String>> {
+        match self {
+            Mapping::Memory(m) => Ok(m.due(now, max)),
+            Mapping::Shared(m) => m.due(now, max).await,
+        }
+    }
+
+    pub(crate) async fn retire_client(&self, cid: &str, until: u64, now: u64) -> Result<()> {
+        match self {
+            Mapping::Memory(m) => {
+                m.retire(cid, until, now);
+                Ok(())
+            }
+            Mapping::Shared(m) => m.retire_client(cid, until, now).await,
+        }
+    }
+
+    pub(crate) async fn is_retired_client(&self, cid: &str, now: u64) -> Result<bool> {
+        match self {
+            Mapping::Memory(m) => Ok(m.is_retired(cid, now)),
+            Mapping::Shared(m) => m.is_retired_client(cid, now).await,
+        }
+    }
+
+    /// C4 only: what this process knows without I/O (the store re-validates the choice).
+    pub(crate) fn cached_session_id(&self, cid: &str) -> Option<String> {
+        match self {
+            Mapping::Memory(m) => m.session_id(cid),
+            Mapping::Shared(m) => m.cached_session_id(cid),
+        }
+    }
+
+    pub(crate) fn local_len(&self) -> usize {
+        match self {
+            Mapping::Memory(m) => m.len(),
+            Mapping::Shared(m) => m.local_len(),
+        }
+    }
+
+    pub(crate) fn invalidate(&self, sid: &str, cid: Option<&str>) {
+        if let Mapping::Shared(m) = self {
+            m.invalidate(sid, cid);
+        }
     }
 }

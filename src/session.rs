@@ -203,7 +203,7 @@ impl Session {
     /// session.insert("user", "ada").await?;
     /// let (client_id, session_id) = (session.client_id(), session.session_id().await?);
     /// request.commit(&mut http::HeaderMap::new()).await?;
-    /// assert_eq!(bridge.get_session_id(&client_id), session_id);
+    /// assert_eq!(bridge.get_session_id(&client_id).await?, session_id);
     /// # Ok::<_, session_bridge::Error>(())
     /// # }).unwrap();
     /// ```
@@ -239,7 +239,7 @@ impl Session {
         if is_new {
             return Ok(sid.map(SessionId::from));
         }
-        let mapped = self.shared.engine.session_of(&cid);
+        let mapped = self.shared.engine.session_of(&cid).await?;
         Ok(mapped.or(sid).map(SessionId::from))
     }
 
@@ -543,7 +543,7 @@ impl Session {
     /// logout.session().destroy().await?;
     /// let mut headers = http::HeaderMap::new();
     /// logout.commit(&mut headers).await?;
-    /// assert_eq!(bridge.get_session_id(&client_id), None);
+    /// assert_eq!(bridge.get_session_id(&client_id).await?, None);
     /// let mut cookies = headers.get_all("set-cookie").iter();
     /// let removed = cookies.any(|c| c.to_str().is_ok_and(|c| c.contains("Max-Age=0")));
     /// assert!(removed, "the session cookie is removed");
@@ -654,7 +654,7 @@ impl Session {
             }
         };
         if let Some(sid) = stored {
-            let _lock = engine.lock(&sid).await;
+            let _lock = engine.lock(&sid).await?;
             if let Some(fresh) = engine.load(&sid).await? {
                 let mut ours = fresh.data().clone();
                 let value = f(&mut ours);
@@ -670,7 +670,7 @@ impl Session {
                     }
                 };
                 let saved = engine
-                    .update_existing(&sid, fresh, None, false, &apply)
+                    .update_existing(&sid, fresh, None, false, false, &apply)
                     .await?;
                 let mut st = self.state();
                 match saved {
@@ -798,10 +798,12 @@ impl Session {
         if discard {
             // The browser keeps the client id it came with (a `regenerate` or a rotating
             // destroy is discarded with the rest).
-            let st = self.state();
-            let cid = st.retired_client.as_ref().unwrap_or(&st.client_id);
-            if send_client_cookie && !engine.is_retired_client(cid) {
-                append_set_cookie(headers, &cfg.client_set_cookie(cid));
+            let cid = {
+                let st = self.state();
+                st.retired_client.as_ref().unwrap_or(&st.client_id).clone()
+            };
+            if send_client_cookie && !engine.is_retired_client(&cid).await? {
+                append_set_cookie(headers, &cfg.client_set_cookie(&cid));
             }
             return Ok("discarded");
         }
@@ -814,7 +816,9 @@ impl Session {
 
         // H1, H8: (re)send the client cookie, but never one that a `regenerate` replaced: a
         // request sent before the login response arrived would roll the browser back.
-        if (send_client_cookie || st.retired_client.is_some()) && !engine.is_retired_client(&cid) {
+        if (send_client_cookie || st.retired_client.is_some())
+            && !engine.is_retired_client(&cid).await?
+        {
             append_set_cookie(headers, &cfg.client_set_cookie(&cid));
         }
         if !st.loaded {
@@ -822,12 +826,10 @@ impl Session {
         }
 
         // Owners now, before a new session is mapped to this client and hides them (H7).
-        let owners: Vec<(String, Option<String>)> = st
-            .destroy
-            .iter()
-            .chain(st.moved_from.iter())
-            .map(|sid| (sid.clone(), engine.client_of(sid)))
-            .collect();
+        let mut owners: Vec<(String, Option<String>)> = Vec::new();
+        for sid in st.destroy.iter().chain(st.moved_from.iter()) {
+            owners.push((sid.clone(), engine.client_of(sid).await?));
+        }
         let owner_of = |sid: &str| {
             owners
                 .iter()
@@ -837,7 +839,7 @@ impl Session {
         // Sessions this request ended with `destroy`.
         let destroy_ended = async || -> Result<bool> {
             for sid in &st.destroy {
-                let _lock = engine.lock_timed(sid, span).await;
+                let _lock = engine.lock_timed(sid, span).await?;
                 engine
                     .destroy_owned(sid, owner_of(sid), EndReason::Destroyed)
                     .await?;
@@ -855,7 +857,7 @@ impl Session {
             // one is written, so a refused write loses nothing (H5, H8).
             (new_sid, None) if st.moved_from.is_some() => {
                 let from = st.moved_from.as_deref().unwrap_or_default();
-                let _lock = engine.lock_timed(from, span).await;
+                let _lock = engine.lock_timed(from, span).await?;
                 let Some(fresh) = engine.load(from).await? else {
                     // Destroyed meanwhile (logout, ban, expiry): nothing to move, and never
                     // resurrect it.
@@ -885,7 +887,7 @@ impl Session {
                     .await?;
                 destroy_ended().await?;
                 if let Some(old) = st.retired_client.as_deref() {
-                    engine.retire_client(old);
+                    engine.retire_client(old).await?;
                 }
                 let cookie = match created {
                     Some((sid, created)) => {
@@ -901,7 +903,7 @@ impl Session {
                 let created = engine.create(&cid, sid, &st.data, st.max_age, None).await?;
                 destroy_ended().await?;
                 if let Some(old) = st.retired_client.as_deref() {
-                    engine.retire_client(old);
+                    engine.retire_client(old).await?;
                 }
                 if let Some(created) = created {
                     let max_age = cookie_max_age(created.record(), engine.now());
@@ -921,7 +923,7 @@ impl Session {
                     }
                     return Ok("unchanged");
                 }
-                let _lock = engine.lock_timed(sid, span).await;
+                let _lock = engine.lock_timed(sid, span).await?;
                 // Re-read under the lock and apply only what this request changed. A session
                 // destroyed meanwhile (by a socket, cleanup, another request, a regenerate) is
                 // never resurrected, and its cookie is left alone: a dead id is harmless
@@ -943,7 +945,7 @@ impl Session {
                     Ok(())
                 };
                 let saved = engine
-                    .update_existing(sid, fresh, st.max_age, refresh, &apply)
+                    .update_existing(sid, fresh, st.max_age, refresh, false, &apply)
                     .await?;
                 // H11: every write re-sends the cookie with the record's TTL, so the browser's
                 // cookie never expires before the record; a re-signed cookie goes out too.
@@ -964,7 +966,7 @@ impl Session {
                     outcome = "destroyed";
                 }
                 if let Some(old) = st.retired_client.as_deref() {
-                    engine.retire_client(old);
+                    engine.retire_client(old).await?;
                 }
             }
         }

@@ -207,7 +207,7 @@ impl SessionContext {
     /// # browser.request(&bridge, async |s| s.insert("user", "ada").await).await??;
     /// # let socket = browser.socket(&bridge).await?;
     /// socket.with_session(async |ctx| ctx.destroy()).await?; // logout over the socket
-    /// assert_eq!(socket.session_id(), None);
+    /// assert_eq!(socket.session_id().await?, None);
     /// # Ok::<_, session_bridge::Error>(())
     /// # }).unwrap();
     /// ```
@@ -232,9 +232,9 @@ impl SocketSession {
             .instrument(span.clone())
             .await;
         let outcome = match &result {
-            Ok(socket) => match socket.session_id() {
+            Ok((socket, bound)) => match bound {
                 Some(sid) => {
-                    let tag = socket.engine.session_tag(sid.as_str());
+                    let tag = socket.engine.session_tag(sid);
                     span.record("session", tracing::field::display(tag));
                     "session"
                 }
@@ -245,30 +245,39 @@ impl SocketSession {
             Err(_) => "error",
         };
         span.record("outcome", outcome);
-        result
+        result.map(|(socket, _)| socket)
     }
 
-    async fn bind_inner(engine: Arc<Engine>, headers: &HeaderMap) -> Result<Self> {
+    /// The bound socket and the session it was bound to, if any.
+    async fn bind_inner(
+        engine: Arc<Engine>,
+        headers: &HeaderMap,
+    ) -> Result<(Self, Option<String>)> {
         if !engine.origin_allows(headers) {
             return Err(Error::ForbiddenOrigin);
         }
         let (client, session) = engine.read_ids(headers);
         let client_id = client.map(|read| read.into_parts().0);
         let mut excluded = None;
+        let mut bound = None;
         if let Some(cid) = &client_id {
             let cookie_sid = session.map(|read| read.into_parts().0);
             engine.resolve(cid, cookie_sid.as_deref()).await?;
-            excluded = engine
-                .session_of(cid)
+            let held = engine.session_of(cid).await?;
+            bound = held
+                .clone()
+                .filter(|held| cookie_sid.as_deref() == Some(held.as_str()));
+            excluded = held
                 .filter(|held| cookie_sid.as_deref() != Some(held.as_str()))
                 .map(Arc::from);
         }
-        Ok(Self {
+        let socket = Self {
             engine,
             client_id: client_id.map(ClientId::from),
             excluded,
             holding: None,
-        })
+        };
+        Ok((socket, bound))
     }
 
     /// The browser's client id, fixed at the handshake (S2); `None` without a valid cookie.
@@ -294,19 +303,26 @@ impl SocketSession {
     /// # let bridge = session_bridge::testing::test_bridge();
     /// let mut browser = session_bridge::testing::Browser::new();
     /// let socket = browser.socket(&bridge).await?; // before the browser has a session
-    /// assert_eq!(socket.session_id(), None);
+    /// assert_eq!(socket.session_id().await?, None);
     /// browser.request(&bridge, async |s| s.insert("user", "ada").await).await??;
-    /// assert!(socket.session_id().is_none(), "no client id at its handshake: never bound");
+    /// assert!(socket.session_id().await?.is_none(), "no client id at its handshake: never bound");
     /// # Ok::<_, session_bridge::Error>(())
     /// # }).unwrap();
     /// ```
-    pub fn session_id(&self) -> Option<SessionId> {
-        let cid = self.client_id.as_ref()?;
-        let sid = self.engine.session_of(cid.as_str())?;
+    ///
+    /// # Errors
+    /// A failure of a shared mapping (many nodes); the in-memory one never fails.
+    pub async fn session_id(&self) -> Result<Option<SessionId>> {
+        let Some(cid) = self.client_id.as_ref() else {
+            return Ok(None);
+        };
+        let Some(sid) = self.engine.session_of(cid.as_str()).await? else {
+            return Ok(None);
+        };
         if self.excluded.as_deref() == Some(sid.as_str()) {
-            return None; // S1: held at the handshake without its session cookie
+            return Ok(None); // S1: held at the handshake without its session cookie
         }
-        Some(SessionId::from(sid))
+        Ok(Some(SessionId::from(sid)))
     }
 
     /// The room of this browser's sockets (`None` when unbound): named by a keyed,
@@ -413,7 +429,7 @@ impl SocketSession {
         let outcome = match &result {
             Ok(Some(_)) => "ok",
             Ok(None) => "missing",
-            Err(Error::Conflict { .. }) => "conflict",
+            Err(Error::Conflict { .. } | Error::LeaseLost) => "conflict",
             Err(_) => "error",
         };
         span.record("outcome", outcome);
@@ -438,10 +454,15 @@ impl SocketSession {
             destroyed: false,
         };
         let value = handler(&mut ctx).await;
+        // M2: the nodes' lease lapsed while the handler ran: another node may hold the
+        // session now, so nothing of this handler is saved.
+        if lock.lost() {
+            return Err(Error::LeaseLost);
+        }
         let saved = if ctx.destroyed {
             self.engine.destroy(&sid).await.map(|_| true)
         } else {
-            self.save(&sid, loaded, &ctx.data).await
+            self.save(&sid, loaded, &ctx.data, lock.is_shared()).await
         };
         drop(lock);
         // The session died while the handler ran (expired, destroyed by HTTP or by cleanup):
@@ -453,9 +474,9 @@ impl SocketSession {
     async fn acquire(
         &self,
         span: &tracing::Span,
-    ) -> Result<Option<(String, Loaded, crate::locks::SessionLock)>> {
+    ) -> Result<Option<(String, Loaded, crate::locks::Guard)>> {
         for _ in 0..BIND_ATTEMPTS {
-            let Some(sid) = self.session_id() else {
+            let Some(sid) = self.session_id().await? else {
                 return Ok(None);
             };
             let sid = sid.into_string();
@@ -466,9 +487,9 @@ impl SocketSession {
                 "session",
                 tracing::field::display(self.engine.session_tag(&sid)),
             );
-            let lock = self.engine.lock_timed(&sid, span).await;
+            let lock = self.engine.lock_timed(&sid, span).await?;
             // The session may have moved (regenerated, destroyed) while we waited.
-            if self.session_id().as_ref().map(SessionId::as_str) != Some(sid.as_str()) {
+            if self.session_id().await?.as_ref().map(SessionId::as_str) != Some(sid.as_str()) {
                 continue;
             }
             let Some(loaded) = self.engine.load(&sid).await? else {
@@ -483,7 +504,16 @@ impl SocketSession {
 
     /// Saves the handler's view key by key onto the fresh record; `false`: the session is
     /// gone (never resurrected).
-    async fn save(&self, sid: &str, loaded: Loaded, data: &Map<String, Value>) -> Result<bool> {
+    ///
+    /// `fenced`: the data was read under a nodes' lease, so a record moved meanwhile means the
+    /// lease lapsed (M2): refused, never merged.
+    async fn save(
+        &self,
+        sid: &str,
+        loaded: Loaded,
+        data: &Map<String, Value>,
+        fenced: bool,
+    ) -> Result<bool> {
         let changes = Changes::diff(loaded.data(), data);
         if changes.is_empty() {
             return Ok(true);
@@ -495,7 +525,7 @@ impl SocketSession {
         };
         Ok(self
             .engine
-            .update_existing(sid, loaded, None, false, &apply)
+            .update_existing(sid, loaded, None, false, fenced, &apply)
             .await?
             .is_some())
     }

@@ -124,14 +124,24 @@ fn b5_s6_every_session_end_names_its_reason() {
             .request(&w.bridge, |s| async move { s.client_id() })
             .await
             .value;
-        let sid = w.bridge.get_session_id(&cid).unwrap();
+        let sid = w
+            .bridge
+            .get_session_id(&cid)
+            .await
+            .expect("mapping")
+            .unwrap();
         assert!(w.bridge.destroy_by_id(&sid).await.unwrap());
         assert_eq!(next_end(), Some(EndReason::Destroyed));
         count(&mut b, &w.bridge).await;
         w.clock.advance(common::DAY);
         count(&mut b, &w.bridge).await; // read: expired, and a new session
         assert_eq!(next_end(), Some(EndReason::Expired));
-        let sid = w.bridge.get_session_id(&cid).unwrap();
+        let sid = w
+            .bridge
+            .get_session_id(&cid)
+            .await
+            .expect("mapping")
+            .unwrap();
         w.store
             .set(sid.as_str(), Record::new("[not an object]", u64::MAX, 1))
             .await

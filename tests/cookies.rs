@@ -63,6 +63,8 @@ fn c1_a_value_moved_to_another_cookie_name_fails() {
                     .await
                     .value,
             )
+            .await
+            .expect("mapping")
             .unwrap();
         let mut swapped = Browser::new();
         swapped.set("app.sid", b.get("app.sid.cid").unwrap());

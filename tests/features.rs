@@ -1127,7 +1127,8 @@ async fn app_notifies_set(w: &mut BridgeWorld, reference: String, is_new: bool) 
 fn app_notifies_destroy(w: &mut BridgeWorld, reference: String) {
     let bridge = w.bridge();
     let sid = w.session_ref(&reference);
-    bridge.notify_store_destroy(&SessionId::from(sid.as_str()));
+    futures::executor::block_on(bridge.notify_store_destroy(&SessionId::from(sid.as_str())))
+        .expect("mapping");
 }
 
 #[when(regex = r"^the app calls notify_store_cleanup with (\d+)$")]
@@ -1288,16 +1289,30 @@ fn is_mapped(w: &mut BridgeWorld, client: String, session: String) {
     assert_eq!(kind, Kind::Client, "{client} is not a client id");
     let sid = w.session_ref(&session);
     let (cid, sid) = (ClientId::from(cid), SessionId::from(sid));
-    assert_eq!(bridge.get_session_id(&cid).as_ref(), Some(&sid));
-    assert_eq!(bridge.get_client_id(&sid).as_ref(), Some(&cid));
+    assert_eq!(
+        futures::executor::block_on(bridge.get_session_id(&cid))
+            .expect("mapping")
+            .as_ref(),
+        Some(&sid)
+    );
+    assert_eq!(
+        futures::executor::block_on(bridge.get_client_id(&sid))
+            .expect("mapping")
+            .as_ref(),
+        Some(&cid)
+    );
 }
 
 #[then(regex = r"^(.+) is not mapped$")]
 fn is_not_mapped(w: &mut BridgeWorld, reference: String) {
     let bridge = w.bridge();
     let found = match w.resolve(&reference) {
-        (Kind::Client, cid) => bridge.get_session_id(&cid.into()).is_some(),
-        (Kind::Session, sid) => bridge.get_client_id(&sid.into()).is_some(),
+        (Kind::Client, cid) => futures::executor::block_on(bridge.get_session_id(&cid.into()))
+            .expect("mapping")
+            .is_some(),
+        (Kind::Session, sid) => futures::executor::block_on(bridge.get_client_id(&sid.into()))
+            .expect("mapping")
+            .is_some(),
     };
     assert!(!found, "{reference}");
 }

@@ -80,8 +80,14 @@ fn h4_h6_new_session_gets_its_id_at_first_write_and_fires_set_at_that_commit() {
             .await;
         assert!(ex.set_cookie("app.sid").is_some());
         let (cid, sid) = ex.value;
-        assert_eq!(w.bridge.get_session_id(&cid), Some(sid.clone()));
-        assert_eq!(w.bridge.get_client_id(&sid), Some(cid.clone()));
+        assert_eq!(
+            w.bridge.get_session_id(&cid).await.expect("mapping"),
+            Some(sid.clone())
+        );
+        assert_eq!(
+            w.bridge.get_client_id(&sid).await.expect("mapping"),
+            Some(cid.clone())
+        );
         assert_eq!(
             events.try_next(),
             Some(BridgeEvent::SessionSet {
@@ -171,9 +177,14 @@ fn h4_h7_destroy_clears_cookie_fires_destroy_and_the_next_request_starts_fresh()
                 reason: session_bridge::EndReason::Destroyed,
             })
         );
-        assert_eq!(w.bridge.get_session_id(&cid), None);
+        assert_eq!(w.bridge.get_session_id(&cid).await.expect("mapping"), None);
         assert_eq!(count(&mut b, &w.bridge).await, 1);
-        let new_sid = w.bridge.get_session_id(&cid).unwrap();
+        let new_sid = w
+            .bridge
+            .get_session_id(&cid)
+            .await
+            .expect("mapping")
+            .unwrap();
         assert_ne!(new_sid, sid);
     });
 }
@@ -298,8 +309,14 @@ fn h5_regenerate_moves_data_to_a_new_session_and_a_new_client_id() {
         let (new_cid, new_sid) = ex.value;
         assert_ne!(new_cid, old_cid);
         assert_ne!(new_sid, old_sid);
-        assert_eq!(w.bridge.get_session_id(&new_cid), Some(new_sid));
-        assert_eq!(w.bridge.get_session_id(&old_cid), None);
+        assert_eq!(
+            w.bridge.get_session_id(&new_cid).await.expect("mapping"),
+            Some(new_sid)
+        );
+        assert_eq!(
+            w.bridge.get_session_id(&old_cid).await.expect("mapping"),
+            None
+        );
         assert_eq!(count(&mut b, &w.bridge).await, 2, "data followed");
         // The pre-login cookies are dead.
         let mut stale = before;

@@ -43,7 +43,10 @@ fn world() -> World {
     let mut handshake = browser.build_request().headers().clone();
     handshake.insert(header::HOST, HeaderValue::from_static("localhost:3000"));
     let socket = block_on(bridge.bind_socket(&handshake)).unwrap();
-    assert_eq!(socket.session_id().as_ref(), Some(&sid));
+    assert_eq!(
+        block_on(socket.session_id()).expect("mapping").as_ref(),
+        Some(&sid)
+    );
     World {
         bridge,
         store,

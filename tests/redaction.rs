@@ -116,7 +116,10 @@ fn l1_bridge_request_session_socket_and_guards_redact_ids_and_data() {
     block_on(ctx.commit(&mut HeaderMap::new())).unwrap();
 
     let socket = block_on(w.bridge.bind_socket(&handshake(&w.browser))).unwrap();
-    assert_eq!(socket.session_id().as_ref(), Some(&w.sid));
+    assert_eq!(
+        block_on(socket.session_id()).expect("mapping").as_ref(),
+        Some(&w.sid)
+    );
     s.check("SocketSession", &format!("{socket:?}"));
     s.check("SocketSession (alternate)", &format!("{socket:#?}"));
     let ctx_debug = block_on(socket.with_session(async |ctx| {

@@ -143,9 +143,12 @@ fn h8_s1_a_client_cookie_planted_before_login_does_not_follow_the_login() {
             .bind_socket(&mallory.build_request().headers().clone())
             .await
             .unwrap();
-        assert_eq!(new_socket.session_id(), None);
+        assert_eq!(new_socket.session_id().await.expect("mapping"), None);
         let planted_id = ClientId::from(planted.rsplit_once('.').unwrap().0);
-        assert_eq!(w.bridge.get_session_id(&planted_id), None);
+        assert_eq!(
+            w.bridge.get_session_id(&planted_id).await.expect("mapping"),
+            None
+        );
     });
 }
 
@@ -169,7 +172,14 @@ fn c6_one_bad_pair_in_the_cookie_line_skips_only_that_pair() {
         let n = ctx.session().get::<u64>("n").await.unwrap();
         assert_eq!(n, Some(1), "the good pairs of the line still count");
         let cid = ctx.client_id();
-        assert!(w.bridge.get_session_id(&cid).is_some(), "same client id");
+        assert!(
+            w.bridge
+                .get_session_id(&cid)
+                .await
+                .expect("mapping")
+                .is_some(),
+            "same client id"
+        );
     });
 }
 

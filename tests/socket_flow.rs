@@ -59,7 +59,7 @@ async fn s1_s3_socket_and_http_see_each_others_writes() {
         .request(&bridge, |s| async move { s.session_id().await.unwrap() })
         .await
         .value;
-    assert_eq!(socket.session_id(), http_sid);
+    assert_eq!(socket.session_id().await.expect("mapping"), http_sid);
     assert_eq!(
         socket
             .with_session(async |ctx| ctx.get::<u64>("httpCount"))
@@ -85,7 +85,7 @@ async fn s2_a_socket_connected_before_the_session_sees_it_and_its_replacement() 
     b.visit(&bridge).await; // client cookie only
     let socket = bridge.bind_socket(&handshake(&b)).await.unwrap();
     assert!(socket.client_id().is_some());
-    assert_eq!(socket.session_id(), None);
+    assert_eq!(socket.session_id().await.expect("mapping"), None);
     assert!(matches!(
         ws_inc(&socket, "w").await,
         Err(Error::SessionMissing)
@@ -94,14 +94,20 @@ async fn s2_a_socket_connected_before_the_session_sees_it_and_its_replacement() 
     http_count(&mut b, &bridge, "h").await;
     let first = socket
         .session_id()
+        .await
+        .expect("mapping")
         .expect("S2: created later over HTTP, seen now");
     assert_eq!(ws_inc(&socket, "w").await.unwrap(), 1);
 
     b.request(&bridge, |s| async move { s.destroy().await.unwrap() })
         .await;
-    assert_eq!(socket.session_id(), None);
+    assert_eq!(socket.session_id().await.expect("mapping"), None);
     http_count(&mut b, &bridge, "h").await;
-    let second = socket.session_id().expect("the re-created session");
+    let second = socket
+        .session_id()
+        .await
+        .expect("mapping")
+        .expect("the re-created session");
     assert_ne!(first, second);
     assert_eq!(ws_inc(&socket, "w").await.unwrap(), 1, "a fresh session");
 }
@@ -135,7 +141,7 @@ async fn s1_tampered_and_foreign_cookies_bind_to_nothing() {
     tampered.set("app.sid.cid", &cid);
     let s = bridge.bind_socket(&handshake(&tampered)).await.unwrap();
     assert_eq!(s.client_id(), None);
-    assert_eq!(s.session_id(), None);
+    assert_eq!(s.session_id().await.expect("mapping"), None);
 
     // Mallory has her own client id and alice's session cookie: not attached (H2 c).
     let mut mallory = Browser::new();
@@ -143,7 +149,7 @@ async fn s1_tampered_and_foreign_cookies_bind_to_nothing() {
     mallory.set("app.sid", alice.get("app.sid").unwrap());
     let s = bridge.bind_socket(&handshake(&mallory)).await.unwrap();
     assert!(s.client_id().is_some());
-    assert_eq!(s.session_id(), None);
+    assert_eq!(s.session_id().await.expect("mapping"), None);
     assert!(matches!(ws_inc(&s, "n").await, Err(Error::SessionMissing)));
 }
 
@@ -162,7 +168,7 @@ async fn s1_a_handshake_reattaches_an_existing_session_after_a_restart() {
     http_count(&mut b, &build(), "n").await;
     let restarted = build();
     let socket = restarted.bind_socket(&handshake(&b)).await.unwrap();
-    assert!(socket.session_id().is_some());
+    assert!(socket.session_id().await.expect("mapping").is_some());
     assert_eq!(ws_inc(&socket, "n").await.unwrap(), 2);
 }
 
@@ -252,7 +258,7 @@ async fn s3_a_handler_that_destroys_the_session_destroys_it() {
     http_count(&mut b, &bridge, "n").await;
     http_count(&mut b, &bridge, "n").await;
     let socket = bridge.bind_socket(&handshake(&b)).await.unwrap();
-    let sid = socket.session_id().unwrap();
+    let sid = socket.session_id().await.expect("mapping").unwrap();
     let mut events = bridge.events();
     socket
         .with_session(async |ctx| ctx.destroy())
@@ -262,7 +268,7 @@ async fn s3_a_handler_that_destroys_the_session_destroys_it() {
         events.try_next(),
         Some(session_bridge::BridgeEvent::SessionDestroy { session_id, .. }) if session_id == sid
     ));
-    assert_eq!(socket.session_id(), None);
+    assert_eq!(socket.session_id().await.expect("mapping"), None);
     assert_eq!(
         http_count(&mut b, &bridge, "n").await,
         1,
@@ -376,7 +382,7 @@ async fn s3_expired_session_is_missing_for_the_socket() {
         Err(Error::SessionMissing)
     ));
     assert_eq!(
-        socket.session_id(),
+        socket.session_id().await.expect("mapping"),
         None,
         "the mapping followed the destroy"
     );
@@ -466,7 +472,11 @@ async fn s1_the_client_cookie_alone_never_yields_the_session_of_the_handshake() 
     ] {
         let socket = bridge.bind_socket(headers).await.unwrap();
         assert!(socket.client_id().is_some(), "{name}: bound to the client");
-        assert_eq!(socket.session_id(), None, "{name}: no session id");
+        assert_eq!(
+            socket.session_id().await.expect("mapping"),
+            None,
+            "{name}: no session id"
+        );
         let read = socket.with_session(async |ctx| ctx.data().clone()).await;
         assert!(
             matches!(read, Err(Error::SessionMissing)),

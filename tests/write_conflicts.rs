@@ -223,7 +223,9 @@ fn h4_a_session_destroyed_between_load_and_commit_is_not_resurrected() {
     let bridge = bridge_on(Arc::clone(&store));
     let mut b = Browser::new();
     let sid = setup(&bridge, &mut b);
-    let cid = bridge.get_client_id(&sid).unwrap();
+    let cid = block_on(bridge.get_client_id(&sid))
+        .expect("mapping")
+        .unwrap();
     let mut events = bridge.events();
 
     let request = bridge.begin_request(b.build_request().headers());
@@ -247,8 +249,12 @@ fn h4_a_session_destroyed_between_load_and_commit_is_not_resurrected() {
         "no record"
     );
     assert!(store.is_empty(), "no record under any id");
-    assert_eq!(bridge.get_session_id(&cid), None, "no mapping");
-    assert_eq!(bridge.get_client_id(&sid), None);
+    assert_eq!(
+        block_on(bridge.get_session_id(&cid)).expect("mapping"),
+        None,
+        "no mapping"
+    );
+    assert_eq!(block_on(bridge.get_client_id(&sid)).expect("mapping"), None);
     assert_eq!(bridge.mapped_sessions(), 0);
     assert_eq!(events.try_next(), None, "no SessionSet");
     let session_cookies: Vec<String> = common::set_cookies(&out)

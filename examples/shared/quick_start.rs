@@ -16,8 +16,10 @@ use session_bridge::{
     Key, SameSite, Session, SessionBridge, SessionContext, SessionId, SocketSession,
 };
 use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
+use socketioxide_core::adapter::{DefinedAdapter, Spawnable};
 
 /// The warning printed when `SESSION_KEYS` is unset (O1).
 pub const EPHEMERAL_WARNING: &str =
@@ -49,10 +51,27 @@ pub fn session_keys_from(value: Option<&str>) -> Result<Option<Vec<Key>>, String
     Ok(Some(keys))
 }
 
+/// What a quick start runs on: its bridge and, in multi-node mode, the socket.io adapter
+/// that makes the browsers' rooms span the nodes.
+pub struct QuickStart {
+    pub bridge: SessionBridge,
+    #[cfg(feature = "redis-adapter")]
+    pub adapter: Option<
+        socketioxide_redis::RedisAdapterCtr<
+            session_bridge::integrations::socketioxide::redis::NodesDriver,
+        >,
+    >,
+}
+
 /// The bridge of the Quick Start: key `app.sid`, signed with `SESSION_KEYS` (ephemeral keys
 /// and a warning on stderr when unset), 1 day, SameSite Lax, HttpOnly, `secure(false)` for
 /// local http. A bad `SESSION_KEYS` or option exits with status 2 and a message.
-pub async fn bridge() -> SessionBridge {
+///
+/// `SESSION_STORE=redis://...` runs the quick start as one node of many (M1-M4): sessions,
+/// the client mapping, the per-session lease and the notices all on that Redis, and the
+/// socket.io adapter over it; start two on two ports with the same `SESSION_KEYS` and they
+/// serve the same browsers.
+pub async fn bridge() -> QuickStart {
     let env = std::env::var("SESSION_KEYS");
     let keys = match env {
         Ok(value) => session_keys_from(Some(&value)),
@@ -76,8 +95,16 @@ pub async fn bridge() -> SessionBridge {
             std::process::exit(2);
         }
     };
+    #[cfg(feature = "redis-adapter")]
+    let mut adapter = None;
     let builder = match store_from_env().await {
-        Ok(Some(store)) => store.apply(builder),
+        Ok(Some(store)) => {
+            #[cfg(feature = "redis-adapter")]
+            if let ChosenStore::Redis(nodes) = &store {
+                adapter = Some(nodes.socket_adapter());
+            }
+            store.apply(builder)
+        }
         Ok(None) => builder,
         Err(message) => {
             eprintln!("error: {message}");
@@ -85,7 +112,11 @@ pub async fn bridge() -> SessionBridge {
         }
     };
     match builder.build() {
-        Ok(bridge) => bridge,
+        Ok(bridge) => QuickStart {
+            bridge,
+            #[cfg(feature = "redis-adapter")]
+            adapter,
+        },
         Err(err) => {
             eprintln!("error: invalid bridge options: {err}");
             std::process::exit(2);
@@ -95,8 +126,8 @@ pub async fn bridge() -> SessionBridge {
 
 /// A store chosen by `SESSION_STORE`.
 enum ChosenStore {
-    #[cfg(feature = "redis")]
-    Redis(session_bridge::store::RedisStore),
+    #[cfg(feature = "redis-adapter")]
+    Redis(session_bridge::nodes::redis::RedisNodes),
     #[cfg(feature = "file")]
     File(session_bridge::store::FileStore),
 }
@@ -107,8 +138,8 @@ impl ChosenStore {
         builder: session_bridge::SessionBridgeBuilder,
     ) -> session_bridge::SessionBridgeBuilder {
         match self {
-            #[cfg(feature = "redis")]
-            ChosenStore::Redis(store) => builder.store(store),
+            #[cfg(feature = "redis-adapter")]
+            ChosenStore::Redis(nodes) => builder.nodes(nodes),
             #[cfg(feature = "file")]
             ChosenStore::File(store) => builder.store(store),
         }
@@ -130,21 +161,25 @@ async fn store_from_env() -> Result<Option<ChosenStore>, String> {
         return Ok(None);
     }
     if value.starts_with("redis://") {
-        #[cfg(feature = "redis")]
+        #[cfg(feature = "redis-adapter")]
         {
-            let options =
-                session_bridge::store::RedisOptions::default().prefix("quick-start:sess:");
-            return match session_bridge::store::RedisStore::connect(&value, options).await {
-                Ok(store) => {
-                    eprintln!("sessions are kept in Redis (SESSION_STORE)");
-                    Ok(Some(ChosenStore::Redis(store)))
+            use session_bridge::nodes::redis::{RedisNodes, RedisNodesOptions};
+            return match RedisNodes::connect(&value, RedisNodesOptions::new("quick-start")).await {
+                Ok(nodes) => {
+                    eprintln!(
+                        "multi-node mode: sessions, mapping, leases, notices and socket.io rooms \
+                         on Redis (SESSION_STORE)"
+                    );
+                    Ok(Some(ChosenStore::Redis(nodes)))
                 }
                 Err(err) => Err(format!("SESSION_STORE: cannot use that Redis: {err}")),
             };
         }
-        #[cfg(not(feature = "redis"))]
+        #[cfg(not(feature = "redis-adapter"))]
         return Err(
-            "SESSION_STORE=redis://... needs the `redis` feature (--features ...,redis)".into(),
+            "SESSION_STORE=redis://... needs the `redis-adapter` feature \
+                    (--features ...,redis-adapter)"
+                .into(),
         );
     }
     if let Some(dir) = value.strip_prefix("file:") {
@@ -174,7 +209,7 @@ async fn store_from_env() -> Result<Option<ChosenStore>, String> {
 ///
 /// Live push: also tells them when the session changed (`session:changed`), so the demo
 /// page's socket panel follows HTTP writes and logins by itself.
-pub fn spawn_session_end_notices(io: &SocketIo, bridge: &SessionBridge) {
+pub fn spawn_session_end_notices<A: Adapter>(io: &SocketIo<A>, bridge: &SessionBridge) {
     tokio::spawn(forward_session_ends(
         io.clone(),
         bridge.clone(),
@@ -257,14 +292,16 @@ async fn increment(session: &SocketSession, delay: Duration) -> Value {
 /// registered in a middleware, not in the connect handler, because socketioxide 0.18 sends
 /// CONNECT before it runs the connect handler: a client that emits on `connect` could beat
 /// handlers registered there, and its event would be dropped without an ack.
-pub fn register_socket_handlers(io: &SocketIo) {
-    io.ns("/", (async || {}).with(register_events).with(bind_session));
+/// With a remote adapter (multi-node mode) the namespace's adapter starts in the background.
+pub fn register_socket_handlers<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) {
+    io.ns("/", (async || {}).with(register_events).with(bind_session))
+        .spawn();
 }
 
-async fn register_events(s: SocketRef) -> Result<(), std::convert::Infallible> {
+async fn register_events<A: Adapter>(s: SocketRef<A>) -> Result<(), std::convert::Infallible> {
     s.on(
         "session:get",
-        async |session: SocketSession, ack: AckSender| {
+        async |session: SocketSession, ack: AckSender<A>| {
             let reply = session
                 .with_session_or_else(async |ctx| socket_payload(ctx), missing)
                 .await
@@ -274,20 +311,20 @@ async fn register_events(s: SocketRef) -> Result<(), std::convert::Infallible> {
     );
     s.on(
         "session:inc",
-        async |session: SocketSession, ack: AckSender| {
+        async |session: SocketSession, ack: AckSender<A>| {
             ack.send(&increment(&session, Duration::ZERO).await).ok();
         },
     );
     s.on(
         "session:inc-slow",
-        async |session: SocketSession, Data(delay_ms): Data<u64>, ack: AckSender| {
+        async |session: SocketSession, Data(delay_ms): Data<u64>, ack: AckSender<A>| {
             let delay = Duration::from_millis(delay_ms.min(10_000));
             ack.send(&increment(&session, delay).await).ok();
         },
     );
     s.on(
         "session:reset",
-        async |session: SocketSession, ack: AckSender| {
+        async |session: SocketSession, ack: AckSender<A>| {
             let reply = session
                 .with_session_or_else(
                     async |ctx| {

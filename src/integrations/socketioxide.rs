@@ -41,6 +41,10 @@
 //! cookies are read once, at connect; from then on the session is followed through the client
 //! mapping (SPEC S2), which is what makes a login over HTTP visible to an open socket.
 
+#[cfg(feature = "redis-adapter")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis-adapter")))]
+pub mod redis;
+
 use std::sync::Arc;
 
 use socketioxide::SocketIo;

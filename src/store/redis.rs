@@ -163,6 +163,21 @@ impl RedisOptions {
         &self.prefix
     }
 
+    /// The response timeout (the deadline of every call).
+    pub(crate) fn response_timeout_value(&self) -> Duration {
+        self.response_timeout
+    }
+
+    /// The connection manager's configuration for these options.
+    pub(crate) fn manager_config(&self) -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connection_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+            .set_number_of_retries(self.reconnect_retries)
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(Duration::from_secs(1))
+    }
+
     fn validate(&self) -> Result<()> {
         if self.prefix.is_empty() {
             return Err(Error::option(
@@ -229,12 +244,7 @@ impl RedisStore {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| Error::store("connect", format!("no tokio runtime: {e}")))?;
         let client = Client::open(url).map_err(|e| Error::store("connect", e))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.connection_timeout))
-            .set_response_timeout(Some(options.response_timeout))
-            .set_number_of_retries(options.reconnect_retries)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_secs(1));
+        let config = options.manager_config();
         let deadline = options.response_timeout;
         // The first connection may retry: bound it by every attempt's timeout plus back-off.
         let connect_deadline = (options.connection_timeout + options.response_timeout)
@@ -296,9 +306,14 @@ impl RedisStore {
         &self.prefix
     }
 
+    /// The runtime that runs this store's I/O.
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
+    }
+
     /// Runs `op` on the store's runtime with the call deadline; a timeout, a Redis error or
     /// a lost task is `Error::Store { op, .. }`.
-    fn run<T, F>(
+    pub(crate) fn run<T, F>(
         &self,
         op: &'static str,
         work: impl FnOnce(ConnectionManager) -> F,

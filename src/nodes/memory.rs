@@ -1,0 +1,327 @@
+//! The client id <-> session id mapping of one process: 1:1, in memory, safe under
+//! concurrent use (the default [`ClientMap`]).
+//!
+//! Every entry also remembers when its session expires, so entries of sessions that died
+//! without anyone asking (no cleanup, LiveStore's silent sweep) can be found and retired:
+//! the mapping stays bounded by the number of live sessions.
+
+use std::collections::BTreeSet;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use futures::future::{BoxFuture, ready};
+use hashbrown::HashMap;
+
+use super::ClientMap;
+use crate::error::Result;
+
+/// At most this many retired client ids are remembered (oldest forgotten first).
+const RETIRED_CLIENT_CAP: usize = 100_000;
+
+/// The in-memory [`ClientMap`] of one process, the bridge's default: both directions kept
+/// in step under one lock, an expiry index so entries of sessions that died unseen are found
+/// and retired (the map stays bounded by the live sessions), and a bounded set of retired
+/// client ids.
+///
+/// ```
+/// use session_bridge::nodes::{ClientMap, MemoryMap};
+/// # futures::executor::block_on(async {
+/// let map = MemoryMap::default();
+/// map.attach("client", "session", 1_000).await?;
+/// assert_eq!(map.session_id("client").await?.as_deref(), Some("session"));
+/// assert!(!map.attach_if_unclaimed("intruder", "session", 1_000).await?);
+/// # Ok::<_, session_bridge::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Default)]
+pub struct MemoryMap {
+    inner: RwLock<Maps>,
+    retired: std::sync::Mutex<RetiredClients>,
+}
+
+impl std::fmt::Debug for MemoryMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryMap")
+            .field("pairs", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Client ids replaced by `regenerate`, remembered briefly and boundedly.
+#[derive(Default)]
+struct RetiredClients {
+    until: HashMap<String, u64>,
+    order: std::collections::VecDeque<(u64, String)>,
+}
+
+impl RetiredClients {
+    fn insert(&mut self, cid: &str, until: u64, now: u64) {
+        while let Some((at, _)) = self.order.front() {
+            if *at > now && self.order.len() < RETIRED_CLIENT_CAP {
+                break;
+            }
+            if let Some((_, old)) = self.order.pop_front() {
+                self.until.remove(&old);
+            }
+        }
+        self.until.insert(cid.to_owned(), until);
+        self.order.push_back((until, cid.to_owned()));
+    }
+
+    fn contains(&self, cid: &str, now: u64) -> bool {
+        self.until.get(cid).is_some_and(|until| *until > now)
+    }
+}
+
+#[derive(Default)]
+struct Maps {
+    sid_by_cid: HashMap<String, String>,
+    /// sid -> (cid, expires_at)
+    by_sid: HashMap<String, (String, u64)>,
+    expiry: BTreeSet<(u64, String)>,
+}
+
+impl Maps {
+    fn link(&mut self, cid: &str, sid: &str, expires_at: u64) {
+        if let Some(old_sid) = self.sid_by_cid.get(cid).cloned() {
+            self.remove_sid(&old_sid);
+        }
+        self.remove_sid(sid);
+        self.sid_by_cid.insert(cid.to_owned(), sid.to_owned());
+        self.by_sid
+            .insert(sid.to_owned(), (cid.to_owned(), expires_at));
+        self.expiry.insert((expires_at, sid.to_owned()));
+    }
+
+    fn remove_sid(&mut self, sid: &str) -> Option<String> {
+        let (cid, at) = self.by_sid.remove(sid)?;
+        self.expiry.remove(&(at, sid.to_owned()));
+        if self.sid_by_cid.get(&cid).is_some_and(|s| s == sid) {
+            self.sid_by_cid.remove(&cid);
+        }
+        Some(cid)
+    }
+}
+
+impl MemoryMap {
+    // Nothing panics while these locks are held (plain map operations), so a poisoned lock
+    // still guards consistent maps.
+    fn read(&self) -> RwLockReadGuard<'_, Maps> {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    fn write(&self) -> RwLockWriteGuard<'_, Maps> {
+        self.inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn session_id(&self, cid: &str) -> Option<String> {
+        self.read().sid_by_cid.get(cid).cloned()
+    }
+
+    pub(crate) fn client_id(&self, sid: &str) -> Option<String> {
+        self.read().by_sid.get(sid).map(|(cid, _)| cid.clone())
+    }
+
+    /// Links `cid` and `sid`, dropping whatever either was linked to before (1:1).
+    pub(crate) fn attach(&self, cid: &str, sid: &str, expires_at: u64) {
+        let mut m = self.write();
+        m.link(cid, sid, expires_at);
+    }
+
+    /// Links `cid` and `sid` unless another client holds `sid`, in one step under one lock, so
+    /// two clients racing for the same unclaimed session cannot both get it (H2 b, c).
+    pub(crate) fn attach_if_unclaimed(&self, cid: &str, sid: &str, expires_at: u64) -> bool {
+        let mut m = self.write();
+        if m.by_sid.get(sid).is_some_and(|(owner, _)| owner != cid) {
+            return false;
+        }
+        m.link(cid, sid, expires_at);
+        true
+    }
+
+    /// Records a new expiry for a mapped sid; returns its client id, if mapped.
+    pub(crate) fn touch(&self, sid: &str, expires_at: u64) -> Option<String> {
+        let mut m = self.write();
+        let (cid, old) = m.by_sid.get(sid).cloned()?;
+        if old != expires_at {
+            m.expiry.remove(&(old, sid.to_owned()));
+            m.expiry.insert((expires_at, sid.to_owned()));
+            m.by_sid.insert(sid.to_owned(), (cid.clone(), expires_at));
+        }
+        Some(cid)
+    }
+
+    /// Unlinks `sid`; returns the client id it had.
+    pub(crate) fn detach(&self, sid: &str) -> Option<String> {
+        self.write().remove_sid(sid)
+    }
+
+    /// Up to `max` mapped sids whose recorded expiry is at or before `now`.
+    pub(crate) fn due(&self, now: u64, max: usize) -> Vec<String> {
+        self.read()
+            .expiry
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .take(max)
+            .map(|(_, sid)| sid.clone())
+            .collect()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.read().by_sid.len()
+    }
+
+    fn retired(&self) -> std::sync::MutexGuard<'_, RetiredClients> {
+        self.retired
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Remembers until `until` that `cid` was replaced by a `regenerate`.
+    pub(crate) fn retire(&self, cid: &str, until: u64, now: u64) {
+        self.retired().insert(cid, until, now);
+    }
+
+    /// Whether `cid` was retired and `now` is before its `until`.
+    pub(crate) fn is_retired(&self, cid: &str, now: u64) -> bool {
+        self.retired().contains(cid, now)
+    }
+}
+
+/// Every call answers at once (no I/O); the bridge calls the inherent methods directly.
+impl ClientMap for MemoryMap {
+    fn session_id<'a>(&'a self, cid: &'a str) -> BoxFuture<'a, Result<Option<String>>> {
+        Box::pin(ready(Ok(MemoryMap::session_id(self, cid))))
+    }
+
+    fn client_id<'a>(&'a self, sid: &'a str) -> BoxFuture<'a, Result<Option<String>>> {
+        Box::pin(ready(Ok(MemoryMap::client_id(self, sid))))
+    }
+
+    fn attach<'a>(
+        &'a self,
+        cid: &'a str,
+        sid: &'a str,
+        expires_at: u64,
+    ) -> BoxFuture<'a, Result<()>> {
+        MemoryMap::attach(self, cid, sid, expires_at);
+        Box::pin(ready(Ok(())))
+    }
+
+    fn attach_if_unclaimed<'a>(
+        &'a self,
+        cid: &'a str,
+        sid: &'a str,
+        expires_at: u64,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(ready(Ok(MemoryMap::attach_if_unclaimed(
+            self, cid, sid, expires_at,
+        ))))
+    }
+
+    fn touch<'a>(&'a self, sid: &'a str, expires_at: u64) -> BoxFuture<'a, Result<Option<String>>> {
+        Box::pin(ready(Ok(MemoryMap::touch(self, sid, expires_at))))
+    }
+
+    fn detach<'a>(&'a self, sid: &'a str) -> BoxFuture<'a, Result<Option<String>>> {
+        Box::pin(ready(Ok(MemoryMap::detach(self, sid))))
+    }
+
+    fn due(&self, now: u64, max: usize) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(ready(Ok(MemoryMap::due(self, now, max))))
+    }
+
+    fn retire_client<'a>(
+        &'a self,
+        cid: &'a str,
+        until: u64,
+        now: u64,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.retire(cid, until, now);
+        Box::pin(ready(Ok(())))
+    }
+
+    fn is_retired_client<'a>(&'a self, cid: &'a str, now: u64) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(ready(Ok(self.is_retired(cid, now))))
+    }
+
+    fn local_len(&self) -> usize {
+        self.len()
+    }
+
+    fn cached_session_id(&self, cid: &str) -> Option<String> {
+        MemoryMap::session_id(self, cid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attach_is_one_to_one() {
+        let m = MemoryMap::default();
+        m.attach("c1", "s1", 10);
+        m.attach("c2", "s2", 10);
+        // c1 moves to s2: s1 loses its client, c2 loses its session.
+        m.attach("c1", "s2", 20);
+        assert_eq!(m.session_id("c1").as_deref(), Some("s2"));
+        assert_eq!(m.client_id("s2").as_deref(), Some("c1"));
+        assert_eq!(m.session_id("c2"), None);
+        assert_eq!(m.client_id("s1"), None);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.due(15, 10), Vec::<String>::new());
+        assert_eq!(m.due(20, 10), vec!["s2".to_owned()]);
+    }
+
+    #[test]
+    fn attach_if_unclaimed_never_takes_another_clients_session() {
+        let m = MemoryMap::default();
+        assert!(m.attach_if_unclaimed("c1", "s", 10));
+        assert!(!m.attach_if_unclaimed("c2", "s", 10));
+        assert!(
+            m.attach_if_unclaimed("c1", "s", 20),
+            "its own: a no-op claim"
+        );
+        assert_eq!(m.client_id("s").as_deref(), Some("c1"));
+        assert_eq!(m.session_id("c2"), None);
+    }
+
+    #[test]
+    fn racing_claims_leave_exactly_one_owner() {
+        for round in 0..200 {
+            let m = std::sync::Arc::new(MemoryMap::default());
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let handles: Vec<_> = ["a", "b"]
+                .into_iter()
+                .map(|cid| {
+                    let (m, barrier) = (m.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        m.attach_if_unclaimed(cid, "s", 10)
+                    })
+                })
+                .collect();
+            let wins = handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(false))
+                .filter(|won| *won)
+                .count();
+            assert_eq!(wins, 1, "round {round}");
+        }
+    }
+
+    #[test]
+    fn detach_and_touch() {
+        let m = MemoryMap::default();
+        m.attach("c", "s", 5);
+        assert_eq!(m.touch("s", 50).as_deref(), Some("c"));
+        assert!(m.due(10, 1).is_empty());
+        assert_eq!(m.detach("s").as_deref(), Some("c"));
+        assert_eq!(m.session_id("c"), None);
+        assert_eq!(m.touch("s", 1), None);
+        assert!(m.due(u64::MAX, 10).is_empty());
+    }
+}
