@@ -22,7 +22,9 @@
 //! `quick_starts_refuse_bad_session_keys`: a key shorter than 32 bytes in `SESSION_KEYS` stops
 //! every binary with exit status 2 and a message, no panic, the key never printed (O1, L1).
 //!
-//! The binary is killed at the end, also when a check fails.
+//! The binary is killed at the end, also when a check fails. Finding, starting and stopping
+//! the binaries and running Node are in `tests/common/examples.rs` (shared with
+//! `tests/multi_node_e2e.rs`).
 //!
 //! Needs Node 20+ and npm (the test runs `npm ci` in `tests/e2e` and `examples` when their
 //! `node_modules` are missing) and `/usr/bin/chromium`; it fails, never skips, without them:
@@ -36,26 +38,25 @@
 
 mod common;
 
+use common::examples::{
+    Example, LISTEN_TIMEOUT, POLL, ensure_node_modules, example_binary, print_output, root, run,
+    serial,
+};
 use common::pass_line::{closing_check_count, require_pass_line};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime};
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-/// From spawn to the "listening on" line.
-const LISTEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// The scenario bounds itself to 50 s, the browser script to 60 s; these only guard against a
 /// stuck node.
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(55);
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(65);
-const NPM_CI_TIMEOUT: Duration = Duration::from_secs(180);
 /// Each script ends with `PASS <n> checks`; `n` below these means part of it did not run (a
 /// scenario, a transport or a step dropped), whatever its exit code. The counts of the full
 /// runs today.
@@ -63,314 +64,6 @@ const SCENARIO_MIN_CHECKS: u64 = 390;
 const BROWSER_MIN_CHECKS: u64 = 67;
 /// For the event log to show the events that the scenarios caused.
 const EVENTS_TIMEOUT: Duration = Duration::from_secs(5);
-const POLL: Duration = Duration::from_millis(20);
-
-/// The examples run one after the other, and `npm ci` runs once at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    // A failed test poisons the lock; the next one can still run.
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-// -- the example binaries ----------------------------------------------------------------
-
-/// `target/<profile>/examples/<name>`, next to this test's `target/<profile>/deps/`.
-fn example_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or_else(|| panic!("unexpected test binary location {}", exe.display()));
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "the example binary {} is missing: run `cargo test --all-features` (it builds the \
-         examples whose required features are on; `cargo test --test examples_e2e` alone does not)",
-        bin.display()
-    );
-    check_fresh(&bin);
-    bin
-}
-
-/// Fails when a source of the example binary `bin` changed after `bin` was built but before
-/// this test was: the build that made this test skipped the examples (`cargo test --test
-/// examples_e2e` does), and testing the stale binary would pass or fail for code that is no
-/// longer there. A source changed after this test was built (an edit during the run) only
-/// gets a warning: the test binary itself is no fresher. The sources are those of cargo's
-/// dep-info file next to the binary (`<bin>.d`: the example's and the crate's files).
-fn check_fresh(bin: &Path) {
-    let (Some(built), Ok(dep_info)) = (
-        modified(bin),
-        std::fs::read_to_string(bin.with_extension("d")),
-    ) else {
-        return;
-    };
-    let test_built = std::env::current_exe().ok().and_then(|exe| modified(&exe));
-    let Some((_, sources)) = dep_info.split_once(": ") else {
-        return;
-    };
-    let sources = sources.replace("\\ ", "\0");
-    for source in sources.split_whitespace() {
-        let source = PathBuf::from(source.replace('\0', " "));
-        let Some(changed) = modified(&source).filter(|m| *m > built) else {
-            continue;
-        };
-        if test_built.is_some_and(|t| changed <= t) {
-            panic!(
-                "the example binary {} is older than {}: run `cargo test --all-features` (it \
-                 rebuilds the examples; `cargo test --test examples_e2e` alone does not)",
-                bin.display(),
-                source.display()
-            );
-        }
-        println!(
-            "---- warning: {} changed after {} and this test were built; testing the build",
-            source.display(),
-            bin.display()
-        );
-    }
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
-/// A running example; dropping it kills the process (also when a check panics).
-struct Example {
-    name: &'static str,
-    child: Child,
-    /// Every stdout line, the "listening on" line first.
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<JoinHandle<()>>,
-}
-
-impl Example {
-    /// Starts `name` with `PORT=0 EVENT_LOG=1` and `SESSION_KEYS` = `keys` (unset when
-    /// none); returns it and its base URL.
-    fn start(name: &'static str, keys: Option<&str>) -> (Self, String) {
-        Self::start_with(name, keys, &[])
-    }
-
-    /// [`start`](Self::start) with extra environment variables.
-    fn start_with(name: &'static str, keys: Option<&str>, env: &[(&str, &str)]) -> (Self, String) {
-        let bin = example_binary(name);
-        let mut cmd = Command::new(&bin);
-        cmd.envs(env.iter().copied());
-        match keys {
-            Some(keys) => cmd.env("SESSION_KEYS", keys),
-            None => cmd.env_remove("SESSION_KEYS"),
-        };
-        let mut child = cmd
-            .current_dir(root())
-            .env("PORT", "0")
-            .env("EVENT_LOG", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {}: {err}", bin.display()));
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (first_tx, first_rx) = mpsc::channel();
-        let out = child.stdout.take().expect("piped stdout");
-        let lines = Arc::clone(&stdout);
-        let stdout_reader = thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                let first = {
-                    let mut lines = lines.lock().unwrap_or_else(PoisonError::into_inner);
-                    lines.push(line.clone());
-                    lines.len() == 1
-                };
-                if first {
-                    first_tx.send(line).ok();
-                }
-            }
-        });
-        let err = child.stderr.take().expect("piped stderr");
-        let stderr_reader = spawn_collector(err, Arc::clone(&stderr));
-        let example = Example {
-            name,
-            child,
-            stdout,
-            stderr,
-            readers: vec![stdout_reader, stderr_reader],
-        };
-        let url = example.listening_url(&first_rx);
-        (example, url)
-    }
-
-    /// The URL of the first stdout line, `<name> listening on http://127.0.0.1:<port>`.
-    fn listening_url(&self, first: &Receiver<String>) -> String {
-        let line = match first.recv_timeout(LISTEN_TIMEOUT) {
-            Ok(line) => line,
-            Err(err) => panic!(
-                "{} printed no \"listening on\" line within {LISTEN_TIMEOUT:?} ({err}); stderr:\n{}",
-                self.name,
-                self.stderr()
-            ),
-        };
-        let prefix = format!("{} listening on http://127.0.0.1:", self.name);
-        let port = line
-            .strip_prefix(&prefix)
-            .and_then(|port| port.parse::<u16>().ok())
-            .unwrap_or_else(|| panic!("{}: unexpected first stdout line {line:?}", self.name));
-        assert_ne!(
-            port, 0,
-            "{}: printed the requested port, not the bound one",
-            self.name
-        );
-        format!("http://127.0.0.1:{port}")
-    }
-
-    fn stdout_lines(&self) -> Vec<String> {
-        self.stdout
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Panics when the process has exited.
-    fn assert_running(&mut self, after: &str) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!(
-                "{} exited ({status}) during {after}; stderr:\n{}",
-                self.name,
-                self.stderr()
-            );
-        }
-    }
-}
-
-impl Drop for Example {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-        // The pipes are closed now: the readers see EOF.
-        for reader in self.readers.drain(..) {
-            reader.join().ok();
-        }
-    }
-}
-
-fn spawn_collector(
-    mut pipe: impl Read + Send + 'static,
-    into: Arc<Mutex<String>>,
-) -> JoinHandle<()> {
-    thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = pipe.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            into.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    })
-}
-
-// -- node and npm --------------------------------------------------------------------------
-
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `cmd` to completion within `limit` (killed and a panic past it); panics with a clear
-/// message when the program is missing.
-fn run(cmd: &mut Command, what: &str, limit: Duration) -> Finished {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|err| {
-            panic!(
-                "cannot run {what}: {err}. This test needs Node.js 20+ and npm on PATH \
-                 (`bash .ci/setup` installs the rest)"
-            )
-        });
-    let stdout = Arc::new(Mutex::new(String::new()));
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let readers = [
-        spawn_collector(child.stdout.take().expect("piped"), Arc::clone(&stdout)),
-        spawn_collector(child.stderr.take().expect("piped"), Arc::clone(&stderr)),
-    ];
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => thread::sleep(POLL),
-            Ok(None) => {
-                child.kill().ok();
-                child.wait().ok();
-                for reader in readers {
-                    reader.join().ok();
-                }
-                panic!(
-                    "{what} did not finish within {limit:?} (killed); its output:\n{}\n{}",
-                    stdout.lock().unwrap_or_else(PoisonError::into_inner),
-                    stderr.lock().unwrap_or_else(PoisonError::into_inner)
-                );
-            }
-            Err(err) => panic!("waiting for {what}: {err}"),
-        }
-    };
-    for reader in readers {
-        reader.join().ok();
-    }
-    let take = |s: &Arc<Mutex<String>>| s.lock().unwrap_or_else(PoisonError::into_inner).clone();
-    Finished {
-        status,
-        stdout: take(&stdout),
-        stderr: take(&stderr),
-    }
-}
-
-fn print_output(what: &str, output: &Finished) {
-    println!("---- {what}: {}", output.status);
-    print!("{}", output.stdout);
-    if !output.stderr.trim().is_empty() {
-        println!("---- {what} stderr");
-        print!("{}", output.stderr);
-    }
-}
-
-/// `npm ci --prefix <dir>` when one of `markers` (paths under `dir`) is missing.
-fn ensure_node_modules(dir: &str, markers: &[&str]) {
-    let path = root().join(dir);
-    if markers.iter().all(|m| path.join(m).exists()) {
-        return;
-    }
-    let what = format!("npm ci --prefix {dir}");
-    let output = run(
-        Command::new("npm")
-            .args(["ci", "--prefix"])
-            .arg(&path)
-            .args(["--no-audit", "--no-fund"]),
-        &what,
-        NPM_CI_TIMEOUT,
-    );
-    print_output(&what, &output);
-    assert!(output.status.success(), "{what} failed: {}", output.status);
-}
 
 fn require_tools() {
     assert!(
@@ -528,7 +221,7 @@ fn quick_start_end_to_end(name: &'static str, short: &str, keys: Option<&str>) {
     let started = Instant::now();
     let (mut example, url) = Example::start(name, keys);
     println!("---- {name} listening on {url}");
-    let full_stderr = Arc::clone(&example.stderr);
+    let full_stderr = Arc::clone(&example.process.stderr);
     let e2e = root().join("tests").join("e2e");
 
     let what = format!("node tests/e2e/quick_start_scenario.mjs ({name})");
@@ -761,8 +454,8 @@ fn st3_a_session_survives_kill_9_of_the_quick_start_with_a_persistent_store() {
         let sid = body["sessionId"].clone();
         let jar = cookies.join("; ");
         // kill -9: no shutdown, no flush.
-        first.child.kill().expect("SIGKILL the quick start");
-        first.child.wait().ok();
+        first.process.child.kill().expect("SIGKILL the quick start");
+        first.process.child.wait().ok();
         drop(first);
         let (_second, url) = Example::start_with("quick_start_poem", Some(keys), &env);
         let (status, _, body) = http_get(&url, "/api/read", &jar);

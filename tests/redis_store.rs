@@ -6,7 +6,9 @@
 //! outage test starts and stops its own `redis-server` on port 6391.
 #![cfg(feature = "redis")]
 
-use std::process::Command;
+mod common;
+
+use common::redis::PrivateRedis;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -445,61 +447,6 @@ async fn gw1_x2_a_corrupt_redis_value_is_dropped_and_reported() {
 
 const OUTAGE_PORT: u16 = 6391;
 
-/// A `redis-server` of this test; shut down when dropped (also when the test fails).
-struct PrivateRedis {
-    port: u16,
-}
-
-impl PrivateRedis {
-    fn start(port: u16) -> Self {
-        let status = Command::new("redis-server")
-            .args(["--port", &port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--daemonize", "yes"])
-            .status()
-            .unwrap_or_else(|e| {
-                panic!("cannot run redis-server (apt-get install redis-server): {e}")
-            });
-        assert!(
-            status.success(),
-            "redis-server --port {port} failed: {status}"
-        );
-        let server = Self { port };
-        let start = Instant::now();
-        while !server.pings() {
-            assert!(
-                start.elapsed() < Duration::from_secs(5),
-                "redis-server on port {port} does not answer PING after 5 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    fn pings(&self) -> bool {
-        Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "ping"])
-            .output()
-            .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"PONG"))
-    }
-
-    fn shutdown(&self) {
-        let _ = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "shutdown", "nosave"])
-            .output();
-        let start = Instant::now();
-        while self.pings() && start.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
 /// The error of a request, wherever it surfaced (the handler's store read or the commit).
 fn request_error<T>(result: session_bridge::Result<session_bridge::Result<T>>) -> Option<Error> {
     match result {
@@ -515,7 +462,7 @@ fn request_error<T>(result: session_bridge::Result<session_bridge::Result<T>>) -
 async fn m4_st4_a_redis_outage_gives_store_errors_and_work_resumes() {
     let url: &'static str = "redis://127.0.0.1:6391/";
     assert!(
-        !PrivateRedis { port: OUTAGE_PORT }.pings_without_drop(),
+        !PrivateRedis::answers(OUTAGE_PORT),
         "port {OUTAGE_PORT} is already in use by another Redis"
     );
     let server = PrivateRedis::start(OUTAGE_PORT);
@@ -631,13 +578,4 @@ async fn m4_st4_a_redis_outage_gives_store_errors_and_work_resumes() {
         assert!(record.session_object().is_ok());
     }
     drop(server);
-}
-
-impl PrivateRedis {
-    /// `pings` for a probe that must not shut anything down when it goes out of scope.
-    fn pings_without_drop(self) -> bool {
-        let alive = self.pings();
-        std::mem::forget(self);
-        alive
-    }
 }

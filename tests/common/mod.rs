@@ -1,10 +1,14 @@
 //! Test helpers shared by the integration tests and the Gherkin runner: a cookie-following
 //! "browser" that drives real `http::Request` / `http::Response` values through the bridge,
-//! and a store wrapper that counts calls and can be told to fail.
+//! and a store wrapper that counts calls and can be told to fail. Beside them: the example
+//! binaries and Node scripts run as processes (`examples`), a private `redis-server`
+//! (`redis`), the Node scripts' closing line (`pass_line`), a tracing capture (`capture`).
 #![allow(dead_code)]
 
 pub mod capture;
+pub mod examples;
 pub mod pass_line;
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::future::Future;

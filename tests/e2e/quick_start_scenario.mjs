@@ -7,6 +7,8 @@
 //
 // It prints one line per check and exits non-zero at the first failure. Every await is
 // bounded (STEP_TIMEOUT_MS), and so is the whole run (RUN_TIMEOUT_MS), so it never hangs.
+// Its helpers (cookie jar, bounded awaits, checks, socket.io) are in lib.mjs, shared with
+// two_nodes.mjs.
 //
 // It relies on the protocol only, so it runs against any server that implements it (the
 // in-process hyper server of tests/socketio_e2e.rs, the poem and salvo examples):
@@ -63,115 +65,43 @@
 // (the per-session lock serialises socket handlers and commits, not HTTP read-modify-write).
 
 import { isDeepStrictEqual } from "node:util";
-import { io } from "socket.io-client";
+import {
+  Browser,
+  CLIENT_COOKIE,
+  CheckFailed,
+  Checker,
+  MISSING,
+  SESSION_COOKIE,
+  SESSION_ENDED,
+  TRANSPORTS,
+  ask,
+  baseUrl,
+  boundRun,
+  fail,
+  json,
+  nextEvent,
+  openSocket,
+  ready,
+  reason,
+  reconnect,
+  show,
+  touch,
+  within,
+} from "./lib.mjs";
 
-const STEP_TIMEOUT_MS = 5_000;
 const RUN_TIMEOUT_MS = 50_000;
-const SESSION_COOKIE = "app.sid";
-const CLIENT_COOKIE = "app.sid.cid";
 const FOREIGN_ORIGIN = "http://evil.example";
-const MISSING = { ok: false, error: "missing-session" };
 const SESSION_KEYS = new Set(["createdAt", "httpCount", "wsCount", "user"]);
-const SESSION_ENDED = "session:ended";
 const BAD_NAME = { ok: false, error: "bad-name" };
 
-const TRANSPORTS = [
-  { name: "websocket", transports: ["websocket"], upgrade: false, final: "websocket" },
-  { name: "polling", transports: ["polling"], upgrade: false, final: "polling" },
-  { name: "polling+upgrade", transports: ["polling", "websocket"], upgrade: true, final: "websocket" },
-];
-
-class CheckFailed extends Error {}
-
-const show = (v) => JSON.stringify(v);
-
-/** Rejects when `promise` has not settled within `ms`. */
-function within(promise, what, ms = STEP_TIMEOUT_MS) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new CheckFailed(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** A browser: a cookie jar following `Set-Cookie`, sending it back on every request. */
-class Browser {
-  constructor(base) {
-    this.base = base;
-    this.jar = new Map();
-  }
-
-  cookie() {
-    return [...this.jar].map(([name, value]) => `${name}=${value}`).join("; ");
-  }
-
-  /** Applies `Set-Cookie` lines to the jar; returns the names they set or cleared. */
-  absorb(lines) {
-    const names = [];
-    for (const line of lines) {
-      const [pair, ...attrs] = line.split(";");
-      const eq = pair.indexOf("=");
-      if (eq < 0) continue;
-      const name = pair.slice(0, eq).trim();
-      const value = pair.slice(eq + 1).trim();
-      const expired = attrs.some((a) => {
-        const [k, v = ""] = a.split("=").map((s) => s.trim());
-        if (/^max-age$/i.test(k)) return Number(v) <= 0;
-        if (/^expires$/i.test(k)) return Date.parse(v) <= Date.now();
-        return false;
-      });
-      if (expired || value === "") this.jar.delete(name);
-      else this.jar.set(name, value);
-      names.push(name);
-    }
-    return names;
-  }
-
-  /** GET `path` with the jar; `{ status, setCookies, body }` (body parsed as JSON when it is). */
-  async get(path) {
-    const headers = this.jar.size ? { cookie: this.cookie() } : {};
-    const res = await within(
-      fetch(new URL(path, this.base), { headers, redirect: "manual" }),
-      `GET ${path}`,
-    ).catch((err) => {
-      if (err instanceof CheckFailed) throw err;
-      const cause = err?.cause?.code ?? err?.cause?.message ?? "";
-      throw new CheckFailed(`GET ${path}: ${err.message}${cause ? ` (${cause})` : ""}`);
-    });
-    const text = await within(res.text(), `body of GET ${path}`);
-    const setCookies = this.absorb(res.headers.getSetCookie());
-    let body = text;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      // not JSON: kept as text
-    }
-    return { status: res.status, setCookies, body };
-  }
-}
-
 /** One scenario run on one transport: prints its checks, owns its sockets. */
-class Run {
+class Run extends Checker {
   constructor(base, transport) {
+    super(transport.name);
     this.base = base;
     this.origin = new URL(base).origin;
     this.t = transport;
     this.sockets = [];
-    this.checks = 0;
-  }
-
-  pass(label) {
-    this.checks += 1;
-    console.log(`ok   [${this.t.name}] ${label}`);
-  }
-
-  ok(label, cond, detail = "") {
-    if (!cond) throw new CheckFailed(`${label}${detail ? `: ${detail}` : ""}`);
-    this.pass(label);
-  }
-
-  eq(label, actual, expected) {
-    this.ok(label, isDeepStrictEqual(actual, expected), `expected ${show(expected)}, got ${show(actual)}`);
   }
 
   browser() {
@@ -179,21 +109,13 @@ class Run {
   }
 
   /** `GET path` that must answer 200 with a JSON object; returns that object. */
-  async json(b, path) {
-    const res = await b.get(path);
-    if (res.status !== 200 || typeof res.body !== "object" || res.body === null) {
-      throw new CheckFailed(`GET ${path}: expected 200 with a JSON object, got ${res.status} ${show(res.body)}`);
-    }
-    return res.body;
+  json(b, path) {
+    return json(b, path);
   }
 
   /** `GET /api/session` answering `ok: true`. */
-  async touch(b) {
-    const r = await this.json(b, "/api/session");
-    if (r.ok !== true || typeof r.sessionId !== "string") {
-      throw new CheckFailed(`GET /api/session: expected ok and a sessionId, got ${show(r)}`);
-    }
-    return r;
+  touch(b) {
+    return touch(b);
   }
 
   /**
@@ -202,46 +124,9 @@ class Run {
    * rejects on `connect_error` with `err.connectError` set.
    */
   connect({ cookie = "", origin = this.origin } = {}) {
-    const extraHeaders = {};
-    if (cookie) extraHeaders.cookie = cookie;
-    if (origin) extraHeaders.origin = origin;
-    const socket = io(this.base, {
-      transports: this.t.transports,
-      upgrade: this.t.upgrade,
-      forceNew: true,
-      reconnection: false,
-      timeout: STEP_TIMEOUT_MS,
-      extraHeaders,
-    });
+    const socket = openSocket(this.base, this.t, { cookie, origin });
     this.sockets.push(socket);
-    return this.ready(socket);
-  }
-
-  /**
-   * Resolves once `socket` (its engine just opened) is connected and, for the upgrade
-   * transport, upgraded; rejects on `connect_error` with `err.connectError` set; bounded.
-   */
-  ready(socket) {
-    const ready = new Promise((resolve, reject) => {
-      let connected = false;
-      let upgraded = !this.t.upgrade;
-      const settle = () => connected && upgraded && resolve(socket);
-      socket.io.engine.on("upgrade", () => {
-        upgraded = true;
-        settle();
-      });
-      socket.once("connect", () => {
-        connected = true;
-        if (socket.io.engine.transport.name === "websocket") upgraded = true;
-        settle();
-      });
-      socket.once("connect_error", (err) => {
-        const e = new CheckFailed(`connect_error: ${err.message}`);
-        e.connectError = err;
-        reject(e);
-      });
-    });
-    return within(ready, `${this.t.name} connect${this.t.upgrade ? " and upgrade" : ""}`);
+    return ready(socket, this.t);
   }
 
   /**
@@ -249,13 +134,7 @@ class Run {
    * again, a new handshake carrying `cookie` (the browser's cookies now).
    */
   async reconnect(socket, cookie) {
-    socket.disconnect();
-    const extraHeaders = { ...(socket.io.opts.extraHeaders ?? {}) };
-    if (cookie) extraHeaders.cookie = cookie;
-    else delete extraHeaders.cookie;
-    socket.io.opts.extraHeaders = extraHeaders;
-    socket.connect();
-    await this.ready(socket);
+    await reconnect(socket, cookie, this.t);
     this.eq("socket reconnected on the expected transport", socket.io.engine.transport.name, this.t.final);
   }
 
@@ -264,9 +143,7 @@ class Run {
    * before what should cause the event, await it after.
    */
   nextEvent(socket, event, what) {
-    const next = within(new Promise((resolve) => socket.once(event, resolve)), what);
-    next.catch(() => {}); // awaited by the caller; this only avoids an unhandled rejection meanwhile
-    return next;
+    return nextEvent(socket, event, what);
   }
 
   /** A connected socket on the expected transport. */
@@ -277,16 +154,8 @@ class Run {
   }
 
   /** Emits `event` with `args` and an ack; the ack's value. */
-  async ask(socket, event, ...args) {
-    try {
-      return await within(
-        socket.timeout(STEP_TIMEOUT_MS).emitWithAck(event, ...args),
-        `ack of ${event}`,
-        STEP_TIMEOUT_MS + 1_000,
-      );
-    } catch (err) {
-      throw new CheckFailed(`${event}: no ack (${err.message})`);
-    }
+  ask(socket, event, ...args) {
+    return ask(socket, event, ...args);
   }
 
   close() {
@@ -678,21 +547,9 @@ const SCENARIOS = [
 
 // -- main -------------------------------------------------------------------------------
 
-function fail(message) {
-  console.log(`FAIL ${message}`);
-  process.exit(1);
-}
-
 async function main() {
-  const arg = process.argv[2];
-  let base;
-  try {
-    base = new URL(arg).href;
-  } catch {
-    fail(`usage: node quick_start_scenario.mjs <baseUrl>  (got ${show(arg)})`);
-  }
-  setTimeout(() => fail(`the whole run exceeded ${RUN_TIMEOUT_MS} ms`), RUN_TIMEOUT_MS).unref();
-  process.on("unhandledRejection", (err) => fail(`unhandled rejection: ${err?.stack ?? err}`));
+  const base = baseUrl(process.argv[2], "node quick_start_scenario.mjs <baseUrl>");
+  boundRun(RUN_TIMEOUT_MS);
 
   const started = Date.now();
   let checks = 0;
@@ -705,8 +562,7 @@ async function main() {
         await scenario(run);
       } catch (err) {
         run.close();
-        const why = err instanceof CheckFailed ? err.message : err?.stack ?? String(err);
-        fail(`[${transport.name}] ${title}: ${why}`);
+        fail(`[${transport.name}] ${title}: ${reason(err)}`);
       }
       run.close();
       checks += run.checks;
