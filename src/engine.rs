@@ -336,6 +336,28 @@ impl Engine {
         }
     }
 
+    /// [`load`](Self::load) of the session the mapping gives client `cid`, re-validated
+    /// against the record (M1): a record whose owner tag names another client is not this
+    /// client's, whatever the mapping says (a stale or forged entry), so it is `None`.
+    pub(crate) async fn load_owned(&self, cid: &str, sid: &str) -> LoadResult {
+        let Some(loaded) = self.load(sid).await? else {
+            return Ok(None);
+        };
+        let owned = loaded
+            .record()
+            .owner
+            .as_deref()
+            .is_none_or(|owner| self.cookies.is_owner(owner, cid));
+        if !owned {
+            tracing::warn!(
+                session = %self.session_tag(sid),
+                "the client mapping names a session whose record another client owns; ignored"
+            );
+            return Ok(None);
+        }
+        Ok(Some(loaded))
+    }
+
     /// H2: the session an HTTP request (or a socket handshake, S1) may use, given its client
     /// id and the id its signed session cookie names. Never adopts an unknown id, never takes
     /// a session that another client holds.
@@ -344,10 +366,34 @@ impl Engine {
             return Ok(None);
         };
         match self.mapping.client_id(sid).await? {
-            // (a) already ours
-            Some(owner) if owner == cid => self.load(sid).await,
-            // (c) another client's: ignore the cookie
-            Some(_) => Ok(None),
+            // (a) already ours, if the record agrees (M1)
+            Some(owner) if owner == cid => self.load_owned(cid, sid).await,
+            // (c) another client's, says the mapping; the record decides (M1): its owner tag
+            // names this client only if the entry is stale or forged, and then the browser
+            // keeps its session. Anyone else's cookie is ignored.
+            Some(_) => {
+                let Some(loaded) = self.load(sid).await? else {
+                    return Ok(None);
+                };
+                let ours = loaded
+                    .record()
+                    .owner
+                    .as_deref()
+                    .is_some_and(|owner| self.cookies.is_owner(owner, cid));
+                if !ours {
+                    return Ok(None);
+                }
+                self.mapping
+                    .attach(cid, sid, loaded.record().expires_at)
+                    .await?;
+                self.announce(BridgeEvent::SessionSet {
+                    client_id: Some(cid.into()),
+                    session_id: sid.into(),
+                    is_new: false,
+                    is_init: true,
+                });
+                Ok(Some(loaded))
+            }
             None => {
                 // (b) live, unclaimed and owned by this client: attach; (d) unknown: ignore.
                 // A live record owned by another client is never adopted: a tossed session

@@ -492,7 +492,12 @@ impl SocketSession {
             if self.session_id().await?.as_ref().map(SessionId::as_str) != Some(sid.as_str()) {
                 continue;
             }
-            let Some(loaded) = self.engine.load(&sid).await? else {
+            let cid = self
+                .client_id
+                .as_ref()
+                .map(ClientId::as_str)
+                .unwrap_or_default();
+            let Some(loaded) = self.engine.load_owned(cid, &sid).await? else {
                 return Ok(None);
             };
             return Ok(Some((sid, loaded, lock)));

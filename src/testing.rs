@@ -450,6 +450,152 @@ pub async fn conformance<S: Store>(store: &S) -> Result<ConformanceReport, Confo
     })
 }
 
+/// The conformance checks of a [`ClientMap`](crate::nodes::ClientMap) (SPEC M1): 1:1 links
+/// in both directions, `attach_if_unclaimed` never taking another client's session (also
+/// when two claims race), `touch` and `detach` answering the client, retired client ids, and
+/// entries that expire (by themselves, or listed by `due`). Returns how many checks ran.
+///
+/// Each run uses fresh random ids (a shared Redis is fine) and detaches what it linked.
+///
+/// ```
+/// use session_bridge::nodes::MemoryMap;
+/// use session_bridge::testing;
+/// let checks = futures::executor::block_on(testing::client_map_conformance(&MemoryMap::default()))?;
+/// assert!(checks > 10);
+/// # Ok::<(), testing::ConformanceFailure>(())
+/// ```
+///
+/// # Errors
+/// The first check that failed, with what was expected.
+pub async fn client_map_conformance(
+    map: &dyn crate::nodes::ClientMap,
+) -> Result<usize, ConformanceFailure> {
+    use crate::clock::{Clock, SystemClock};
+    let ids = RandomIdGen;
+    let [c1, c2, c3, s1, s2, s3, dead_c, dead_s] = std::array::from_fn(|_| ids.generate());
+    let now = SystemClock.now_ms();
+    let later = now + 3_600_000;
+    let mut checks = 0;
+    macro_rules! check {
+        ($name:literal, $call:expr, $want:expr) => {{
+            checks += 1;
+            let got = $call.await.map_err(|e| store_err($name, e))?;
+            if got != $want {
+                return fail($name, format!("got {got:?}, expected {:?}", $want));
+            }
+        }};
+    }
+    let none = None::<String>;
+    check!(
+        "an unknown client has no session",
+        map.session_id(&c1),
+        none
+    );
+    check!("an unknown session has no client", map.client_id(&s1), none);
+    check!("attach links", map.attach(&c1, &s1, later), ());
+    check!("client -> session", map.session_id(&c1), Some(s1.clone()));
+    check!("session -> client", map.client_id(&s1), Some(c1.clone()));
+    check!("attach moves a client", map.attach(&c1, &s2, later), ());
+    check!("the old session lost its client", map.client_id(&s1), none);
+    check!(
+        "the client is on the new session",
+        map.session_id(&c1),
+        Some(s2.clone())
+    );
+    check!(
+        "attach_if_unclaimed never takes another client's session",
+        map.attach_if_unclaimed(&c2, &s2, later),
+        false
+    );
+    check!(
+        "the refused client stays unlinked",
+        map.session_id(&c2),
+        none
+    );
+    check!(
+        "attach_if_unclaimed of its own session is a no-op success",
+        map.attach_if_unclaimed(&c1, &s2, later),
+        true
+    );
+    check!(
+        "attach_if_unclaimed of a free session links",
+        map.attach_if_unclaimed(&c2, &s3, later),
+        true
+    );
+    checks += 1;
+    let (a, b) = futures::join!(
+        map.attach_if_unclaimed(&c3, &s1, later),
+        map.attach_if_unclaimed(&dead_c, &s1, later)
+    );
+    match (a, b) {
+        (Ok(a), Ok(b)) if a != b => {}
+        (Ok(a), Ok(b)) => {
+            return fail(
+                "two racing claims of one session: exactly one wins",
+                format!("results {a} and {b}"),
+            );
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            return Err(store_err("two racing claims of one session", e));
+        }
+    }
+    check!(
+        "touch answers the client",
+        map.touch(&s3, later + 1),
+        Some(c2.clone())
+    );
+    check!(
+        "touch of an unmapped session",
+        map.touch(&dead_s, later),
+        none
+    );
+    check!(
+        "detach answers the client",
+        map.detach(&s3),
+        Some(c2.clone())
+    );
+    check!("detach unlinks both ways", map.session_id(&c2), none);
+    check!("detach twice", map.detach(&s3), none);
+    check!("retire_client", map.retire_client(&c3, later, now), ());
+    check!(
+        "a retired client is retired",
+        map.is_retired_client(&c3, now),
+        true
+    );
+    check!(
+        "another client is not",
+        map.is_retired_client(&c2, now),
+        false
+    );
+    // An entry whose session has expired disappears, or is listed by `due` for the bridge.
+    check!(
+        "attach of an expired session",
+        map.attach(&dead_c, &dead_s, now.saturating_sub(1_000)),
+        ()
+    );
+    checks += 1;
+    let gone = map
+        .session_id(&dead_c)
+        .await
+        .map_err(|e| store_err("an expired entry", e))?
+        .is_none();
+    let listed = map
+        .due(now, usize::MAX)
+        .await
+        .map_err(|e| store_err("due", e))?
+        .contains(&dead_s);
+    if !gone && !listed {
+        return fail(
+            "an expired entry expires by itself or is listed by due",
+            "it is still mapped and due() does not list it",
+        );
+    }
+    for sid in [&s1, &s2, &s3, &dead_s] {
+        map.detach(sid).await.map_err(|e| store_err("cleanup", e))?;
+    }
+    Ok(checks)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

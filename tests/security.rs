@@ -301,3 +301,63 @@ fn o1_missing_keys_are_a_build_error_unless_ephemeral_keys_are_asked_for() {
         .build();
     assert!(dev.is_ok());
 }
+
+/// M1: a shared mapping is never trusted over the record. A forged (or stale) entry that maps
+/// the attacker's client id to the victim's session — a tampered Redis, a bug in a custom
+/// `ClientMap` — must not hand the victim's session to the attacker's socket, nor move the
+/// attacker's HTTP requests into it: the record's owner tag names the victim.
+#[test]
+fn m1_a_forged_mapping_entry_never_hands_a_session_to_another_browser() {
+    use session_bridge::nodes::{ClientMap, MemoryMap};
+    use std::sync::Arc;
+    block_on(async {
+        let map = Arc::new(MemoryMap::default());
+        let shared: Arc<dyn ClientMap> = Arc::clone(&map) as Arc<dyn ClientMap>;
+        let w = common::world_with(|b| b.client_map(shared));
+        let mut victim = Browser::new();
+        let victim_sid = victim
+            .request(&w.bridge, |s| async move {
+                s.insert("who", "alice").await.unwrap();
+                s.session_id().await.unwrap().unwrap()
+            })
+            .await
+            .value;
+        let mut attacker = Browser::new();
+        count(&mut attacker, &w.bridge).await;
+        let attacker_cid = attacker
+            .request(&w.bridge, |s| async move { s.client_id() })
+            .await
+            .value;
+        let socket = w
+            .bridge
+            .bind_socket(attacker.build_request().headers())
+            .await
+            .unwrap();
+        // The forgery: the attacker's client id now points at the victim's session.
+        map.attach(attacker_cid.as_str(), victim_sid.as_str(), u64::MAX / 2)
+            .await
+            .unwrap();
+        let seen = socket
+            .with_session_or_else(async |ctx| ctx.data().clone(), Default::default)
+            .await
+            .unwrap();
+        assert_ne!(
+            seen.get("who"),
+            Some(&json!("alice")),
+            "the socket read the victim's session"
+        );
+        let wrote = socket
+            .with_session_or_else(async |ctx| ctx.insert("pwned", true).is_ok(), || false)
+            .await
+            .unwrap();
+        let victim_data = victim
+            .request(&w.bridge, |s| async move { s.data().await.unwrap() })
+            .await
+            .value;
+        assert!(
+            !victim_data.contains_key("pwned"),
+            "the socket wrote the victim's session (wrote: {wrote})"
+        );
+        assert_eq!(victim_data.get("who"), Some(&json!("alice")));
+    });
+}

@@ -211,6 +211,21 @@ impl RedisNodes {
         &self.store
     }
 
+    /// The mapping part.
+    pub fn client_map(&self) -> Arc<RedisClientMap> {
+        Arc::clone(&self.map)
+    }
+
+    /// The exclusion part.
+    pub fn lease(&self) -> Arc<RedisLease> {
+        Arc::clone(&self.lease)
+    }
+
+    /// The notices part.
+    pub fn notices(&self) -> Arc<RedisNotices> {
+        Arc::clone(&self.notices)
+    }
+
     /// This node's id in the notices.
     pub fn node(&self) -> &str {
         &self.notices.node
@@ -895,17 +910,21 @@ impl Exclusion for RedisLease {
                 token,
                 lost,
                 renewer,
+                released: false,
             }) as Box<dyn Lease>)
         })
     }
 }
 
+/// A held lease: released by [`Lease::release`], or when dropped without it (then in the
+/// background, and nothing waits for it).
 struct RedisHeld {
     inner: Arc<LeaseInner>,
     sid: String,
     token: String,
     lost: Arc<AtomicBool>,
     renewer: tokio::task::JoinHandle<()>,
+    released: bool,
 }
 
 impl Lease for RedisHeld {
@@ -913,8 +932,9 @@ impl Lease for RedisHeld {
         self.lost.load(Ordering::Relaxed)
     }
 
-    fn release(self: Box<Self>, then: Box<dyn FnOnce() + Send>) {
+    fn release(mut self: Box<Self>, then: Box<dyn FnOnce() + Send>) {
         self.renewer.abort();
+        self.released = true;
         let release = self.inner.release_task(&self.sid, &self.token);
         self.inner.store.runtime().spawn(async move {
             if let Err(err) = release.await {
@@ -928,6 +948,14 @@ impl Lease for RedisHeld {
 impl Drop for RedisHeld {
     fn drop(&mut self) {
         self.renewer.abort();
+        if !self.released {
+            let release = self.inner.release_task(&self.sid, &self.token);
+            self.inner.store.runtime().spawn(async move {
+                if let Err(err) = release.await {
+                    tracing::debug!(error = %err, "releasing a session lease failed; it lapses by itself");
+                }
+            });
+        }
     }
 }
 
