@@ -488,16 +488,19 @@ impl SocketSession {
                 tracing::field::display(self.engine.session_tag(&sid)),
             );
             let lock = self.engine.lock_timed(&sid, span).await?;
-            // The session may have moved (regenerated, destroyed) while we waited.
-            if self.session_id().await?.as_ref().map(SessionId::as_str) != Some(sid.as_str()) {
-                continue;
-            }
             let cid = self
                 .client_id
                 .as_ref()
                 .map(ClientId::as_str)
                 .unwrap_or_default();
+            // The session may have moved (regenerated, destroyed) while we waited. A move ends
+            // the old record, so the mapping is asked again only when the record is gone: one
+            // look-up per call on the common path, which counts on a network map (M1).
             let Some(loaded) = self.engine.load_owned(cid, &sid).await? else {
+                let now = self.session_id().await?;
+                if now.as_ref().map(SessionId::as_str) != Some(sid.as_str()) {
+                    continue;
+                }
                 return Ok(None);
             };
             return Ok(Some((sid, loaded, lock)));

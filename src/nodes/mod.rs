@@ -4,7 +4,7 @@
 //!
 //! One process needs none of this: the bridge keeps its mapping in memory ([`MemoryMap`]),
 //! its locks in memory, and its events to itself. Many processes on one Redis plug the three
-//! Redis implementations of [`redis`](crate::nodes::redis) (feature `redis`) with one call,
+//! Redis implementations of [`redis`] (feature `redis`) with one call,
 //! [`SessionBridgeBuilder::nodes`](crate::SessionBridgeBuilder::nodes).
 //!
 //! Nothing here is trusted over the store: every HTTP load and every `with_session`

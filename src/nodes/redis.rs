@@ -19,12 +19,12 @@
 //! which refreshes its "alive" mark (a waiter that died is skipped) and covers a lost wake-up.
 //! A holder renews its lease every `ttl / 3`; a node that dies holding one blocks the session
 //! for at most `ttl`. A holder that stalls past its lease is fenced by the record's version:
-//! its socket handler's save fails with [`Error::LeaseLost`](crate::Error::LeaseLost).
+//! its socket handler's save fails with [`Error::LeaseLost`].
 //!
 //! # Outages (M4)
 //!
 //! Every call has the deadline of [`RedisOptions::response_timeout`]; while Redis is down each
-//! fails with [`Error::Store`](crate::Error::Store) within it, and work resumes by itself when
+//! fails with [`Error::Store`] within it, and work resumes by itself when
 //! Redis is back: the connections reconnect, the pub/sub connection re-subscribes (a watchdog
 //! pings it every second so that happens without waiting for traffic). Notices sent during the
 //! outage are lost; they only inform, so nothing else is.
@@ -684,6 +684,9 @@ redis.call('DEL', KEYS[1])
 return 1
 "#;
 
+/// The longest this node's next local waiter waits for a release to be answered.
+const HANDOVER_BOUND: Duration = Duration::from_millis(100);
+
 /// KEYS: lease; ARGV: token, ttl ms. 1: still held and renewed.
 const RENEW_SCRIPT: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -936,10 +939,17 @@ impl Lease for RedisHeld {
         self.renewer.abort();
         self.released = true;
         let release = self.inner.release_task(&self.sid, &self.token);
-        self.inner.store.runtime().spawn(async move {
+        let runtime = self.inner.store.runtime();
+        let mut release = runtime.spawn(async move {
             if let Err(err) = release.await {
                 tracing::debug!(error = %err, "releasing a session lease failed; it lapses by itself");
             }
+        });
+        runtime.spawn(async move {
+            // This node's next waiter gets the local lock once the lease is released, or after
+            // a short bound when Redis is slow to answer (an outage): it then queues behind
+            // the lease in Redis instead of behind this release's timeout.
+            let _ = tokio::time::timeout(HANDOVER_BOUND, &mut release).await;
             then();
         });
     }

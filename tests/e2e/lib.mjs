@@ -74,19 +74,20 @@ export class Browser {
   /**
    * GET `path` with the jar, from `base` (default: this browser's; the jar is one for every
    * base, as a browser's cookies for 127.0.0.1 are whatever the port); `{ status, setCookies,
-   * body }` (body parsed as JSON when it is).
+   * body }` (body parsed as JSON when it is). The headers and the body each within `ms`.
    */
-  async get(path, base = this.base) {
+  async get(path, base = this.base, ms = STEP_TIMEOUT_MS) {
     const headers = this.jar.size ? { cookie: this.cookie() } : {};
     const res = await within(
       fetch(new URL(path, base), { headers, redirect: "manual" }),
       `GET ${path}`,
+      ms,
     ).catch((err) => {
       if (err instanceof CheckFailed) throw err;
       const cause = err?.cause?.code ?? err?.cause?.message ?? "";
       throw new CheckFailed(`GET ${path}: ${err.message}${cause ? ` (${cause})` : ""}`);
     });
-    const text = await within(res.text(), `body of GET ${path}`);
+    const text = await within(res.text(), `body of GET ${path}`, ms);
     const setCookies = this.absorb(res.headers.getSetCookie());
     let body = text;
     try {

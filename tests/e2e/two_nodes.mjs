@@ -34,8 +34,17 @@
 //    sockets; the victim's session is untouched.
 //
 // The outage run (M4), for a driver that can stop and restart Redis (tests/multi_node_e2e.rs):
-// before: a, and a session held open with a socket on each node; then it
-// prints `WAIT down` and waits for the line `down` on stdin (the driver stopped Redis); during:
+// before: a, and a session held open with a socket on each node; then Redis dies under load: a
+// browser logged in on A, LOAD_SOCKETS sockets on each node in closed loops of `session:inc`
+// and closed loops of HTTP `/api/session` on both nodes, all on its one session; once it runs,
+// it prints `WAIT down` (the load still running) and waits for the line `down` on stdin (the
+// driver stopped Redis), runs the load LOAD_AFTER_KILL_MS more (and until each of its loops
+// had an answer to a request sent after `down`) and stops it; every answer of
+// the load came within LOAD_ANSWER_MS and is a success or a clean error (an empty 500; `ok:
+// false` with an error string, never missing-session), every one answered before `WAIT down`
+// a success and every one sent after `down` an error, the increments and HTTP writes answered
+// ok are all distinct (none lost or counted twice) and are successive states of the one
+// session (none half-written), and the load's sockets stay connected; during:
 // HTTP on both nodes answers 500 with an empty body within OUTAGE_ANSWER_MS, and socket events
 // on both nodes answer an error outcome (`ok: false`, not missing-session) as fast; then it
 // prints `WAIT up` and waits for `up` (Redis restarted, empty); after: both nodes serve again
@@ -86,6 +95,24 @@ const SIGNAL_TIMEOUT_MS = 20_000;
 const OUTAGE_ANSWER_MS = 2_000;
 /** After Redis is back, both nodes serve again within this. */
 const RECOVERY_MS = 10_000;
+/** The load Redis dies under: every request and ack answered within this, also meanwhile. */
+const LOAD_ANSWER_MS = 3_000;
+/** The load: this many sockets per node, each a closed loop of `session:inc`. */
+const LOAD_SOCKETS = 3;
+/** Before asking for the kill, the load runs this long and has this many ok answers per node. */
+const LOAD_WARMUP_MS = 500;
+const LOAD_MIN_INCS = 10;
+const LOAD_MIN_HTTP = 3;
+const LOAD_WARMUP_LIMIT_MS = 5_000;
+/**
+ * After the driver says `down`, the load keeps running this long, and until each of its loops
+ * had an answer to a request sent after `down` (a request in flight at the kill may take up to
+ * LOAD_ANSWER_MS), but no longer than LOAD_AFTER_KILL_LIMIT_MS.
+ */
+const LOAD_AFTER_KILL_MS = 1_000;
+const LOAD_AFTER_KILL_LIMIT_MS = 2 * LOAD_ANSWER_MS + 1_000;
+/** A pause after an error answer, so a loop that fails fast does not spin. */
+const LOAD_ERROR_PAUSE_MS = 10;
 const SIGNATURE = ".sig";
 const USAGE = "node two_nodes.mjs <baseUrlA> <baseUrlB> [--outage]";
 const KEEP_GOING = process.env.KEEP_GOING === "1";
@@ -462,9 +489,236 @@ async function holdSession(r, state) {
   state.held = { b, sockets };
 }
 
+const LOAD_USER = "load";
+
+/** The counters of a session, `{ h: httpCount, w: wsCount }` (absent counts 0). */
+const countsOf = (session) => ({ h: session?.httpCount ?? 0, w: session?.wsCount ?? 0 });
+
+/** Sorted numbers -> the ones that occur more than once. */
+const repeatedIn = (sorted) => [...new Set(sorted.filter((n, i) => i > 0 && n === sorted[i - 1]))];
+
+/**
+ * One `session:inc` of the load on `s`, acked within LOAD_ANSWER_MS: `{ outcome, counts,
+ * detail }`, outcome `ok` (on the session `sid`, whole: its user and a wsCount), `error` (a
+ * clean one: `ok: false` with an error string), `missing` (missing-session), `bad` (anything
+ * else) or `no answer` (no ack in time). Never throws.
+ */
+async function loadInc(s, sid) {
+  let ack;
+  try {
+    ack = await within(s.timeout(LOAD_ANSWER_MS).emitWithAck("session:inc"), "ack of session:inc", LOAD_ANSWER_MS + 500);
+  } catch (err) {
+    return { outcome: "no answer", detail: err.message };
+  }
+  if (ack?.ok === true && ack.sessionId === sid && ack.session?.user === LOAD_USER && Number.isInteger(ack.session?.wsCount)) {
+    return { outcome: "ok", counts: countsOf(ack.session) };
+  }
+  if (ack?.ok === false && ack.error === MISSING.error) return { outcome: "missing", detail: show(ack) };
+  if (ack?.ok === false && typeof ack.error === "string" && ack.error !== "") return { outcome: "error", detail: ack.error };
+  return { outcome: "bad", detail: show(ack) };
+}
+
+/**
+ * One HTTP `/api/session` of the load with `b` on `node`, answered within LOAD_ANSWER_MS:
+ * outcome `ok` (200, ok, on the session `sid`, whole: its user and an httpCount), `error` (a
+ * clean one: 500 with an empty body), `bad` or `no answer`, as `loadInc`. Never throws.
+ */
+async function loadHttp(b, node, sid) {
+  let res;
+  try {
+    res = await b.get("/api/session", node.base, LOAD_ANSWER_MS);
+  } catch (err) {
+    return { outcome: "no answer", detail: reason(err) };
+  }
+  const body = res.body;
+  if (
+    res.status === 200 &&
+    body?.ok === true &&
+    body.sessionId === sid &&
+    body.session?.user === LOAD_USER &&
+    Number.isInteger(body.session?.httpCount)
+  ) {
+    return { outcome: "ok", counts: countsOf(body.session) };
+  }
+  if (res.status === 500 && body === "") return { outcome: "error", detail: "500" };
+  return { outcome: "bad", detail: `${res.status} ${show(body)}` };
+}
+
+/**
+ * The closed loop `loop`: `call()` again and again (a short pause after a failure) until
+ * `ctl.stop`; each answer pushed to `answers` with its loop, node, kind, when it was sent and
+ * answered.
+ */
+async function loadLoop(loop, node, kind, call, answers, ctl) {
+  while (!ctl.stop) {
+    const sent = Date.now();
+    const got = await call();
+    const at = Date.now();
+    answers.push({ loop, node: node.name, kind, sent, at, ms: at - sent, ...got });
+    if (got.outcome !== "ok") await sleep(LOAD_ERROR_PAUSE_MS);
+  }
+}
+
+/** A line about `answers` of one node: how many of each outcome per kind, the slowest, the errors. */
+function loadSummary(name, answers, times) {
+  const parts = [];
+  for (const kind of ["inc", "http"]) {
+    const of = answers.filter((a) => a.kind === kind);
+    const by = {};
+    for (const a of of) by[a.outcome] = (by[a.outcome] ?? 0) + 1;
+    const errors = [...new Set(of.filter((a) => a.outcome !== "ok").map((a) => a.detail))];
+    const firstError = of.filter((a) => a.outcome !== "ok").map((a) => a.at - times.printed).sort((x, y) => x - y)[0];
+    parts.push(
+      `${kind === "inc" ? "session:inc" : "HTTP /api/session"} ${show(by)}, slowest ${Math.max(0, ...of.map((a) => a.ms))} ms` +
+        (errors.length ? `, first failure ${firstError} ms after WAIT down: ${show(errors.slice(0, 4))}` : ""),
+    );
+  }
+  return `     (${name}: ${parts.join("; ")})`;
+}
+
+/**
+ * M4: Redis dies under load. A browser logged in on A, LOAD_SOCKETS sockets on each node in
+ * closed loops of `session:inc`, and closed loops of HTTP `/api/session` on both nodes, all on
+ * the one session; `WAIT down` once it runs (the load still running), then LOAD_AFTER_KILL_MS
+ * more after the driver's `down` (until each loop had an answer to a request sent after it,
+ * bounded). Every answer is a success or a clean error within
+ * LOAD_ANSWER_MS; the writes answered ok are distinct successive states of the session.
+ */
+async function killUnderLoad(r, state) {
+  const { A, B } = r;
+  const b = r.browser();
+  const login = await r.login(b, A, LOAD_USER);
+  const sid = login.sessionId;
+  const base = countsOf(login.session);
+  const sockets = [];
+  for (const node of [A, B]) {
+    for (let i = 0; i < LOAD_SOCKETS; i++) sockets.push([node, await r.socket(node, b.cookie())]);
+  }
+  const bound = [];
+  for (const [, s] of sockets) {
+    const got = await ask(s, "session:get");
+    bound.push([got.ok, got.sessionId]);
+  }
+  r.eq(`the ${sockets.length} load sockets (${LOAD_SOCKETS} on A, ${LOAD_SOCKETS} on B) are bound to the session`, bound, sockets.map(() => [true, sid]));
+
+  const answers = [];
+  const ctl = { stop: false };
+  const calls = [
+    ...sockets.map(([node, s]) => [node, "inc", () => loadInc(s, sid)]),
+    ...[A, B].map((node) => [node, "http", () => loadHttp(b, node, sid)]),
+  ];
+  const loops = calls.map(([node, kind, call], loop) => loadLoop(loop, node, kind, call, answers, ctl));
+  const okOf = (node, kind) => answers.filter((a) => a.node === node.name && a.kind === kind && a.outcome === "ok").length;
+  const started = Date.now();
+  const times = {};
+  try {
+    const warm = () =>
+      Date.now() - started >= LOAD_WARMUP_MS &&
+      [A, B].every((node) => okOf(node, "inc") >= LOAD_MIN_INCS && okOf(node, "http") >= LOAD_MIN_HTTP);
+    while (!warm()) {
+      if (Date.now() - started > LOAD_WARMUP_LIMIT_MS) {
+        const first = answers.find((a) => a.outcome !== "ok");
+        throw new CheckFailed(
+          `the load did not get going within ${LOAD_WARMUP_LIMIT_MS} ms: ok session:inc / HTTP on A ${okOf(A, "inc")} / ${okOf(A, "http")}, ` +
+            `on B ${okOf(B, "inc")} / ${okOf(B, "http")}; the first failure: ${show(first)}`,
+        );
+      }
+      await sleep(20);
+    }
+    for (const node of [A, B]) {
+      r.pass(
+        `M4: the load runs on ${node.name} before the kill (${okOf(node, "inc")} session:inc and ${okOf(node, "http")} HTTP /api/session answered ok in ${Date.now() - started} ms)`,
+      );
+    }
+    times.printed = Date.now();
+    await signal("down"); // the load keeps running while the driver kills Redis
+    state.down = true;
+    times.down = Date.now();
+    const answeredAfter = () => new Set(answers.filter((a) => a.sent > times.down).map((a) => a.loop)).size === loops.length;
+    while (Date.now() - times.down < LOAD_AFTER_KILL_MS || !answeredAfter()) {
+      if (Date.now() - times.down > LOAD_AFTER_KILL_LIMIT_MS) break; // judged below
+      await sleep(20);
+    }
+    times.stopped = Date.now();
+  } finally {
+    ctl.stop = true;
+  }
+  await within(Promise.all(loops), "the last answers of the load", LOAD_ANSWER_MS + 2_000);
+  console.log(`     (the load stopped ${times.stopped - times.down} ms after the driver's down)`);
+  for (const node of [A, B]) console.log(loadSummary(node.name, answers.filter((a) => a.node === node.name), times));
+
+  for (const node of [A, B]) {
+    const mine = answers.filter((a) => a.node === node.name);
+    for (const [kind, what, clean] of [
+      ["inc", "session:inc ack", "ok on the session, or ok: false with an error string and not missing-session"],
+      ["http", "HTTP /api/session answer", "200 ok on the session, or 500 with an empty body"],
+    ]) {
+      const of = mine.filter((a) => a.kind === kind);
+      const late = of.filter((a) => a.outcome === "no answer" || a.ms > LOAD_ANSWER_MS);
+      r.ok(
+        `M4: every ${what} of the load on ${node.name} came within ${LOAD_ANSWER_MS} ms (${of.length}, the slowest in ${Math.max(0, ...of.map((a) => a.ms))} ms)`,
+        late.length === 0,
+        `${late.length} did not: ${show(late.slice(0, 3))}`,
+      );
+      const unclean = of.filter((a) => a.outcome !== "ok" && a.outcome !== "error");
+      r.ok(`M4: ... each one ${clean}`, unclean.length === 0, `${unclean.length} not: ${show(unclean.slice(0, 3))}`);
+    }
+    const before = mine.filter((a) => a.at <= times.printed);
+    const failed = before.filter((a) => a.outcome !== "ok");
+    r.ok(
+      `M4: before the kill (answered before WAIT down) every answer on ${node.name} was a success (${before.length})`,
+      failed.length === 0,
+      `${failed.length} not: ${show(failed.slice(0, 3))}`,
+    );
+    const after = mine.filter((a) => a.sent > times.down);
+    const served = after.filter((a) => a.outcome !== "error");
+    const kinds = ["inc", "http"].map((k) => after.filter((a) => a.kind === k).length);
+    r.ok(
+      `M4: with Redis down (sent after the driver's down) every answer on ${node.name} was a clean error (${kinds[0]} session:inc, ${kinds[1]} HTTP)`,
+      served.length === 0 && kinds.every((n) => n > 0),
+      served.length
+        ? `${served.length} not: ${show(served.slice(0, 3))}`
+        : `no answer of one kind to a request sent within ${LOAD_AFTER_KILL_LIMIT_MS} ms after the kill`,
+    );
+  }
+
+  const incs = answers.filter((a) => a.kind === "inc");
+  const okIncs = incs.filter((a) => a.outcome === "ok");
+  const ws = okIncs.map((a) => a.counts.w).sort((x, y) => x - y);
+  const wsRepeated = repeatedIn(ws);
+  r.ok(
+    `M4: the ${okIncs.length} session:inc acked ok on A and B (${okIncs.filter((a) => a.at <= times.printed).length} before WAIT down) saw ${okIncs.length} distinct wsCounts: no acked increment lost or counted twice`,
+    okIncs.length > 0 && wsRepeated.length === 0 && ws[0] > base.w && ws.at(-1) <= base.w + incs.length,
+    `${new Set(ws).size} distinct of ${ws.length}, from ${ws[0]} to ${ws.at(-1)} (${incs.length} sent after ${base.w}), repeated: ${show(wsRepeated.slice(0, 20))}`,
+  );
+  const https = answers.filter((a) => a.kind === "http");
+  const okHttp = https.filter((a) => a.outcome === "ok");
+  const hs = okHttp.map((a) => a.counts.h).sort((x, y) => x - y);
+  const hsRepeated = repeatedIn(hs);
+  r.ok(
+    `M4: the ${okHttp.length} HTTP /api/session answered ok on A and B saw ${okHttp.length} distinct httpCounts: no write lost or counted twice`,
+    okHttp.length > 0 && hsRepeated.length === 0 && hs[0] > base.h && hs.at(-1) <= base.h + https.length,
+    `${new Set(hs).size} distinct of ${hs.length}, from ${hs[0]} to ${hs.at(-1)} (${https.length} sent after ${base.h}), repeated: ${show(hsRepeated.slice(0, 20))}`,
+  );
+  // Each ok answer is the session right after its own write, under the session's exclusion:
+  // they are successive states of one session, never one half-written or written twice.
+  const states = [...okIncs, ...okHttp].map((a) => a.counts).sort((x, y) => x.h + x.w - (y.h + y.w));
+  const at = states.findIndex((st, i) => {
+    const prev = i === 0 ? base : states[i - 1];
+    return !(st.h >= prev.h && st.w >= prev.w && st.h + st.w > prev.h + prev.w);
+  });
+  r.ok(
+    `M4: no half-written session: the ${states.length} ok answers are ${states.length} successive states of it (httpCount and wsCount only grow, none seen twice)`,
+    at < 0,
+    `after ${show(at > 0 ? states[at - 1] : base)} came ${show(states[at])}`,
+  );
+  const dropped = sockets.filter(([, s]) => !s.connected).map(([node]) => node.name);
+  r.ok(`M4: the ${sockets.length} load sockets are still connected`, dropped.length === 0, `disconnected: ${show(dropped)}`);
+}
+
 /** M4: Redis is down: clean, fast errors on both nodes, over HTTP and over sockets. */
 async function duringOutage(r, state) {
-  await signal("down");
+  if (!state.down) await signal("down"); // when the load run failed before it asked
   const { b, sockets } = state.held;
   for (const node of [r.A, r.B]) {
     for (const [who, browser] of [
@@ -542,6 +796,7 @@ const SCENARIOS = [
 const OUTAGE_RUN = [
   ["a", "before the outage: a login over HTTP on A is the session of a socket on B", loginSeenAcross],
   ["hold", "before the outage: a session held open with a socket on each node", holdSession],
+  ["kill", "M4: Redis killed under load on both nodes: successes or clean errors, bounded, no acked write lost", killUnderLoad],
   ["outage", "M4: Redis down: clean, fast errors on both nodes", duringOutage],
   ["back", "M4: Redis back: both nodes serve again by themselves", afterOutage],
   ["a", "after the outage: a new login on A is the session of a socket on B", loginSeenAcross],
