@@ -9,6 +9,7 @@ mod builder;
 mod by_id;
 mod changes;
 mod cleanup;
+mod compact;
 mod cookies;
 mod engine;
 mod events;

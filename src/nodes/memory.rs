@@ -4,15 +4,22 @@
 //! Every entry also remembers when its session expires, so entries of sessions that died
 //! without anyone asking (no cleanup, LiveStore's silent sweep) can be found and retired:
 //! the mapping stays bounded by the number of live sessions.
+//!
+//! One entry per pair (both ids inline, no heap string), two hash indexes of positions (by
+//! session, by client) and a cursor that goes round for [`due`](MemoryMap::due): about a
+//! hundred bytes per pair (`cargo bench --bench memory`).
 
-use std::collections::BTreeSet;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use futures::future::{BoxFuture, ready};
 use hashbrown::HashMap;
 
 use super::ClientMap;
+use crate::compact::{Cursor, Id, Index, pos, should_shrink};
 use crate::error::Result;
+
+/// How many entries one [`MemoryMap::due`] call examines.
+const DUE_SCAN: usize = 64;
 
 /// At most this many retired client ids are remembered (oldest forgotten first).
 const RETIRED_CLIENT_CAP: usize = 100_000;
@@ -72,31 +79,95 @@ impl RetiredClients {
     }
 }
 
+struct Entry {
+    sid: Id,
+    cid: Id,
+    expires_at: u64,
+}
+
 #[derive(Default)]
 struct Maps {
-    sid_by_cid: HashMap<String, String>,
-    /// sid -> (cid, expires_at)
-    by_sid: HashMap<String, (String, u64)>,
-    expiry: BTreeSet<(u64, String)>,
+    entries: Vec<Entry>,
+    by_sid: Index,
+    by_cid: Index,
+    cursor: Cursor,
 }
 
 impl Maps {
-    fn link(&mut self, cid: &str, sid: &str, expires_at: u64) {
-        if let Some(old_sid) = self.sid_by_cid.get(cid).cloned() {
-            self.remove_sid(&old_sid);
-        }
-        self.remove_sid(sid);
-        self.sid_by_cid.insert(cid.to_owned(), sid.to_owned());
+    fn find_sid(&self, sid: &str) -> Option<usize> {
+        let entries = &self.entries;
         self.by_sid
-            .insert(sid.to_owned(), (cid.to_owned(), expires_at));
-        self.expiry.insert((expires_at, sid.to_owned()));
+            .find(sid.as_bytes(), |p| entries[p as usize].sid.as_bytes())
+            .map(|p| p as usize)
+    }
+
+    fn find_cid(&self, cid: &str) -> Option<usize> {
+        let entries = &self.entries;
+        self.by_cid
+            .find(cid.as_bytes(), |p| entries[p as usize].cid.as_bytes())
+            .map(|p| p as usize)
+    }
+
+    fn link(&mut self, cid: &str, sid: &str, expires_at: u64) {
+        if let Some(i) = self.find_cid(cid) {
+            if self.entries[i].sid.is(sid) {
+                self.entries[i].expires_at = expires_at;
+                return;
+            }
+            self.remove_at(i);
+        }
+        if let Some(i) = self.find_sid(sid) {
+            self.remove_at(i);
+        }
+        self.entries.push(Entry {
+            sid: Id::new(sid),
+            cid: Id::new(cid),
+            expires_at,
+        });
+        let Maps {
+            entries,
+            by_sid,
+            by_cid,
+            ..
+        } = self;
+        let at = pos(entries.len() - 1);
+        by_sid.insert(sid.as_bytes(), at, |p| entries[p as usize].sid.as_bytes());
+        by_cid.insert(cid.as_bytes(), at, |p| entries[p as usize].cid.as_bytes());
+    }
+
+    fn remove_at(&mut self, i: usize) {
+        let Maps {
+            entries,
+            by_sid,
+            by_cid,
+            ..
+        } = self;
+        by_sid.remove(entries[i].sid.as_bytes(), pos(i));
+        by_cid.remove(entries[i].cid.as_bytes(), pos(i));
+        let last = entries.len() - 1;
+        entries.swap_remove(i);
+        if i != last {
+            by_sid.moved(entries[i].sid.as_bytes(), pos(last), pos(i));
+            by_cid.moved(entries[i].cid.as_bytes(), pos(last), pos(i));
+        }
     }
 
     fn remove_sid(&mut self, sid: &str) -> Option<String> {
-        let (cid, at) = self.by_sid.remove(sid)?;
-        self.expiry.remove(&(at, sid.to_owned()));
-        if self.sid_by_cid.get(&cid).is_some_and(|s| s == sid) {
-            self.sid_by_cid.remove(&cid);
+        let i = self.find_sid(sid)?;
+        let cid = self.entries[i].cid.as_str().to_owned();
+        self.remove_at(i);
+        if should_shrink(self.entries.len(), self.entries.capacity())
+            || should_shrink(self.entries.len(), self.by_sid.capacity())
+        {
+            let Maps {
+                entries,
+                by_sid,
+                by_cid,
+                ..
+            } = self;
+            entries.shrink_to_fit();
+            by_sid.shrink(|p| entries[p as usize].sid.as_bytes());
+            by_cid.shrink(|p| entries[p as usize].cid.as_bytes());
         }
         Some(cid)
     }
@@ -117,11 +188,15 @@ impl MemoryMap {
     }
 
     pub(crate) fn session_id(&self, cid: &str) -> Option<String> {
-        self.read().sid_by_cid.get(cid).cloned()
+        let m = self.read();
+        m.find_cid(cid)
+            .map(|i| m.entries[i].sid.as_str().to_owned())
     }
 
     pub(crate) fn client_id(&self, sid: &str) -> Option<String> {
-        self.read().by_sid.get(sid).map(|(cid, _)| cid.clone())
+        let m = self.read();
+        m.find_sid(sid)
+            .map(|i| m.entries[i].cid.as_str().to_owned())
     }
 
     /// Links `cid` and `sid`, dropping whatever either was linked to before (1:1).
@@ -134,7 +209,7 @@ impl MemoryMap {
     /// two clients racing for the same unclaimed session cannot both get it (H2 b, c).
     pub(crate) fn attach_if_unclaimed(&self, cid: &str, sid: &str, expires_at: u64) -> bool {
         let mut m = self.write();
-        if m.by_sid.get(sid).is_some_and(|(owner, _)| owner != cid) {
+        if m.find_sid(sid).is_some_and(|i| !m.entries[i].cid.is(cid)) {
             return false;
         }
         m.link(cid, sid, expires_at);
@@ -144,13 +219,10 @@ impl MemoryMap {
     /// Records a new expiry for a mapped sid; returns its client id, if mapped.
     pub(crate) fn touch(&self, sid: &str, expires_at: u64) -> Option<String> {
         let mut m = self.write();
-        let (cid, old) = m.by_sid.get(sid).cloned()?;
-        if old != expires_at {
-            m.expiry.remove(&(old, sid.to_owned()));
-            m.expiry.insert((expires_at, sid.to_owned()));
-            m.by_sid.insert(sid.to_owned(), (cid.clone(), expires_at));
-        }
-        Some(cid)
+        let i = m.find_sid(sid)?;
+        let entry = &mut m.entries[i];
+        entry.expires_at = expires_at;
+        Some(entry.cid.as_str().to_owned())
     }
 
     /// Unlinks `sid`; returns the client id it had.
@@ -158,19 +230,20 @@ impl MemoryMap {
         self.write().remove_sid(sid)
     }
 
-    /// Up to `max` mapped sids whose recorded expiry is at or before `now`.
+    /// Up to `max` mapped sids whose recorded expiry is at or before `now`, among the next
+    /// few entries of a cursor that goes round: repeated calls find every one.
     pub(crate) fn due(&self, now: u64, max: usize) -> Vec<String> {
-        self.read()
-            .expiry
-            .iter()
-            .take_while(|(at, _)| *at <= now)
+        let m = self.read();
+        m.cursor
+            .next(m.entries.len(), DUE_SCAN)
+            .filter(|&i| m.entries[i].expires_at <= now)
             .take(max)
-            .map(|(_, sid)| sid.clone())
+            .map(|i| m.entries[i].sid.as_str().to_owned())
             .collect()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.read().by_sid.len()
+        self.read().entries.len()
     }
 
     fn retired(&self) -> std::sync::MutexGuard<'_, RetiredClients> {

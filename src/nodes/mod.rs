@@ -67,7 +67,8 @@ pub trait ClientMap: Send + Sync + 'static {
 
     /// Up to `max` mapped session ids whose expiry is at or before `now`, for a map that does
     /// not expire its entries by itself (the bridge checks each against the store and retires
-    /// it). A map whose entries expire by themselves returns none (the default).
+    /// it). A call may examine only part of the map, as long as repeated calls find every
+    /// such entry. A map whose entries expire by themselves returns none (the default).
     fn due(&self, now: u64, max: usize) -> BoxFuture<'_, Result<Vec<String>>> {
         let _ = (now, max);
         Box::pin(async { Ok(Vec::new()) })

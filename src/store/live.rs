@@ -1,24 +1,23 @@
 //! `LiveStore`: the default, in-memory store (SPEC ST3).
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use hashbrown::HashMap;
-
 use crate::clock::{Clock, SystemClock};
+use crate::compact::{Cursor, Id, Index, pos, should_shrink};
 use crate::error::Result;
 use crate::record::Record;
 use crate::store::SyncStore;
 
-/// How many expired records a write may sweep. More than one, so that the number of dead
-/// records shrinks even when every write adds a record.
-const SWEEP_PER_WRITE: usize = 8;
+/// How many records each write examines for expiry (those found dead are dropped).
+const SWEEP_PER_WRITE: usize = 16;
 
-/// In-memory store: a hash map plus an expiry index.
+/// In-memory store: compact entries (ids and owner tags inline, the JSON text in one
+/// allocation) in one table with a hash index of positions.
 ///
 /// Memory never grows without bound: besides [`cleanup`](crate::SessionBridge::cleanup), every
-/// write sweeps up to a few expired records from the expiry index, so dead sessions are
-/// reclaimed even with auto cleanup off (SPEC ST3). Records vanish with the process.
+/// write examines the next few records of the table (a cursor that goes round) and drops the
+/// dead ones, so dead sessions are reclaimed even with auto cleanup off (SPEC ST3), and the
+/// table gives memory back once most of it is empty. Records vanish with the process.
 ///
 /// ```
 /// use session_bridge::{LiveStore, Record, SyncStore, clock::ManualClock};
@@ -37,43 +36,127 @@ pub struct LiveStore {
     clock: Arc<dyn Clock>,
 }
 
+/// A record as kept here: its id and owner tag inline, its JSON text in one allocation.
+struct Stored {
+    sid: Id,
+    session: Box<str>,
+    owner: Option<Id>,
+    expires_at: u64,
+    ttl: u64,
+    version: u64,
+    created_at: u64,
+}
+
+impl Stored {
+    fn new(sid: Id, record: Record) -> Self {
+        Self {
+            sid,
+            session: record.session.into_boxed_str(),
+            owner: record.owner.as_deref().map(Id::new),
+            expires_at: record.expires_at,
+            ttl: record.ttl,
+            version: record.version,
+            created_at: record.created_at,
+        }
+    }
+
+    fn record(&self) -> Record {
+        Record {
+            session: self.session.to_string(),
+            expires_at: self.expires_at,
+            ttl: self.ttl,
+            version: self.version,
+            created_at: self.created_at,
+            owner: self.owner.as_ref().map(|o| o.as_str().to_owned()),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
-    records: HashMap<String, Record>,
-    /// (expires_at, sid) for every record, so the soonest-dead are found in O(log n).
-    expiry: BTreeSet<(u64, String)>,
+    entries: Vec<Stored>,
+    index: Index,
+    cursor: Cursor,
 }
 
 impl Inner {
+    fn find(&self, sid: &str) -> Option<usize> {
+        let entries = &self.entries;
+        self.index
+            .find(sid.as_bytes(), |p| entries[p as usize].sid.as_bytes())
+            .map(|p| p as usize)
+    }
+
+    fn get(&self, sid: &str) -> Option<&Stored> {
+        self.find(sid).map(|i| &self.entries[i])
+    }
+
     fn insert(&mut self, sid: &str, record: Record) {
-        if let Some(old) = self.records.get(sid) {
-            self.expiry.remove(&(old.expires_at, sid.to_owned()));
+        match self.find(sid) {
+            Some(i) => {
+                let id = std::mem::replace(&mut self.entries[i].sid, Id::new(""));
+                self.entries[i] = Stored::new(id, record);
+            }
+            None => {
+                self.entries.push(Stored::new(Id::new(sid), record));
+                let Inner { entries, index, .. } = self;
+                index.insert(sid.as_bytes(), pos(entries.len() - 1), |p| {
+                    entries[p as usize].sid.as_bytes()
+                });
+            }
         }
-        self.expiry.insert((record.expires_at, sid.to_owned()));
-        self.records.insert(sid.to_owned(), record);
     }
 
     fn remove(&mut self, sid: &str) -> bool {
-        match self.records.remove(sid) {
-            Some(old) => {
-                self.expiry.remove(&(old.expires_at, sid.to_owned()));
+        match self.find(sid) {
+            Some(i) => {
+                self.remove_at(i);
+                self.maybe_shrink();
                 true
             }
             None => false,
         }
     }
 
-    fn sweep(&mut self, now: u64) {
-        for _ in 0..SWEEP_PER_WRITE {
-            match self.expiry.first() {
-                Some((at, _)) if *at <= now => {
-                    if let Some((_, sid)) = self.expiry.pop_first() {
-                        self.records.remove(&sid);
-                    }
-                }
-                _ => break,
-            }
+    fn remove_at(&mut self, i: usize) {
+        let Inner { entries, index, .. } = self;
+        index.remove(entries[i].sid.as_bytes(), pos(i));
+        let last = entries.len() - 1;
+        entries.swap_remove(i);
+        if i != last {
+            index.moved(entries[i].sid.as_bytes(), pos(last), pos(i));
         }
+    }
+
+    /// Gives memory back once most of the table is empty.
+    fn maybe_shrink(&mut self) {
+        if should_shrink(self.entries.len(), self.entries.capacity())
+            || should_shrink(self.entries.len(), self.index.capacity())
+        {
+            let Inner { entries, index, .. } = self;
+            entries.shrink_to_fit();
+            index.shrink(|p| entries[p as usize].sid.as_bytes());
+        }
+    }
+
+    /// Drops the dead records among the next few the cursor points at.
+    fn sweep(&mut self, now: u64) {
+        let mut dead: Vec<usize> = self
+            .cursor
+            .next(self.entries.len(), SWEEP_PER_WRITE)
+            .filter(|&i| self.entries[i].expires_at <= now)
+            .collect();
+        if dead.is_empty() {
+            return;
+        }
+        // Highest first: a swap-remove only moves the last entry, which is then not one of
+        // the positions still to drop.
+        dead.sort_unstable_by(|a, b| b.cmp(a));
+        dead.dedup();
+        for i in dead {
+            self.remove_at(i);
+        }
+        self.maybe_shrink();
     }
 }
 
@@ -132,7 +215,7 @@ impl LiveStore {
     /// # Ok::<(), session_bridge::Error>(())
     /// ```
     pub fn len(&self) -> usize {
-        self.lock().records.len()
+        self.lock().entries.len()
     }
 
     /// Whether the store holds no record.
@@ -166,7 +249,7 @@ impl LiveStore {
 
 impl SyncStore for LiveStore {
     fn get(&self, sid: &str) -> Result<Option<Record>> {
-        Ok(self.lock().records.get(sid).cloned())
+        Ok(self.lock().get(sid).map(Stored::record))
     }
 
     fn set(&self, sid: &str, record: Record) -> Result<bool> {
@@ -183,7 +266,7 @@ impl SyncStore for LiveStore {
 
     fn create(&self, sid: &str, record: Record) -> Result<bool> {
         Ok(self.write(|inner| {
-            if inner.records.contains_key(sid) {
+            if inner.find(sid).is_some() {
                 return false;
             }
             inner.insert(sid, record);
@@ -193,7 +276,7 @@ impl SyncStore for LiveStore {
 
     fn update(&self, sid: &str, record: Record, expected_version: u64) -> Result<bool> {
         Ok(self.write(|inner| {
-            match inner.records.get(sid) {
+            match inner.get(sid) {
                 Some(current) if current.version == expected_version => {}
                 _ => return false,
             }
@@ -203,12 +286,16 @@ impl SyncStore for LiveStore {
     }
 
     fn list(&self) -> Result<Vec<String>> {
-        Ok(self.lock().records.keys().cloned().collect())
+        Ok(self
+            .lock()
+            .entries
+            .iter()
+            .map(|e| e.sid.as_str().to_owned())
+            .collect())
     }
 
     fn optimize(&self, _cleared: usize) -> Result<()> {
-        let mut inner = self.lock();
-        inner.records.shrink_to_fit();
+        self.lock().maybe_shrink();
         Ok(())
     }
 }
