@@ -65,6 +65,12 @@ fn plain() -> &'static str {
     "plain: this route never touches the session"
 }
 
+/// benches/load's reference route, outside the session middleware.
+#[handler]
+fn bare() -> &'static str {
+    "bare"
+}
+
 #[handler]
 fn index() -> Html<&'static str> {
     Html(shared::INDEX_HTML)
@@ -111,6 +117,7 @@ where
 
     shared::register_socket_handlers(&io);
     shared::spawn_session_end_notices(&io, &bridge);
+    shared::spawn_load_cleanup(&bridge);
 
     let app = Route::new()
         .at("/", get(index))
@@ -124,6 +131,7 @@ where
     // socket.io sits outside the session middleware: it reads cookies, never sets them.
     let root = Route::new()
         .at("/vendor/socket.io.min.js", get(socket_io_js))
+        .at("/bare", get(bare))
         .nest_no_strip("/socket.io", socket_io)
         .nest("/", app);
 

@@ -111,6 +111,7 @@ pub async fn bridge() -> QuickStart {
             std::process::exit(2);
         }
     };
+    let builder = load_env(builder);
     match builder.build() {
         Ok(bridge) => QuickStart {
             bridge,
@@ -299,6 +300,10 @@ pub fn register_socket_handlers<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) {
 }
 
 async fn register_events<A: Adapter>(s: SocketRef<A>) -> Result<(), std::convert::Infallible> {
+    // benches/load's reference event: acked without touching the session.
+    s.on("bare", async |ack: AckSender<A>| {
+        ack.send(&json!({ "ok": true })).ok();
+    });
     s.on(
         "session:get",
         async |session: SocketSession, ack: AckSender<A>| {
@@ -426,4 +431,47 @@ pub async fn api_login(
 pub async fn api_logout(session: &Session) -> session_bridge::Result<Value> {
     session.destroy().await?;
     Ok(json!({ "ok": true, "from": "http:logout" }))
+}
+
+/// benches/load's knobs, read at start: `SESSION_MAX_AGE_MS` replaces the 1 day max age (the
+/// builder refuses less than 1 minute), so a load run can watch sessions expire.
+fn load_env(builder: session_bridge::SessionBridgeBuilder) -> session_bridge::SessionBridgeBuilder {
+    match std::env::var("SESSION_MAX_AGE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(ms) => builder.max_age(Duration::from_millis(ms)),
+        None => builder,
+    }
+}
+
+/// benches/load: with `SESSION_CLEANUP_MS` set, runs [`SessionBridge::cleanup`] every that
+/// many ms (at least 100) and prints on stderr, whenever a figure changed,
+/// `session cleanup: removed N, mapped sessions M` (M: [`SessionBridge::mapped_sessions`]).
+pub fn spawn_load_cleanup(bridge: &SessionBridge) {
+    let Some(ms) = std::env::var("SESSION_CLEANUP_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let bridge = bridge.clone();
+    tokio::spawn(async move {
+        let mut last = None;
+        loop {
+            tokio::time::sleep(Duration::from_millis(ms.max(100))).await;
+            let removed = match bridge.cleanup().await {
+                Ok(removed) => removed,
+                Err(err) => {
+                    eprintln!("session cleanup failed: {err}");
+                    continue;
+                }
+            };
+            let mapped = bridge.mapped_sessions();
+            if removed > 0 || last != Some(mapped) {
+                eprintln!("session cleanup: removed {removed}, mapped sessions {mapped}");
+                last = Some(mapped);
+            }
+        }
+    });
 }
