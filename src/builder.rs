@@ -1001,7 +1001,7 @@ impl SessionBridgeBuilder {
             Some(s) => s,
             None => Arc::new(LiveStore::with_clock(ClockRef(Arc::clone(&self.clock)))),
         };
-        let tag_key = keys.newest().bytes().to_vec();
+        let tag_key = keys.newest().keyed().clone();
         let attrs = CookieAttrs::new(
             self.http_only,
             self.secure,

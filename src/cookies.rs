@@ -37,7 +37,6 @@ const SIG_LEN: usize = 43;
 /// ```
 #[derive(Clone)]
 pub struct Key {
-    bytes: Vec<u8>,
     /// HMAC state with the key already absorbed: cloning it skips the key setup (two SHA-256
     /// blocks) on every signature.
     keyed: HmacSha256,
@@ -68,15 +67,16 @@ impl Key {
         // HMAC accepts keys of any length, so this never fails; keep a total function anyway.
         let keyed = HmacSha256::new_from_slice(&bytes)
             .unwrap_or_else(|_| HmacSha256::new(&Default::default()));
-        Self { bytes, keyed }
-    }
-
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.bytes
+        Self { keyed }
     }
 
     fn mac(&self) -> HmacSha256 {
         self.keyed.clone()
+    }
+
+    /// The HMAC keyed with this key (tags are made from clones of it).
+    pub(crate) fn keyed(&self) -> &HmacSha256 {
+        &self.keyed
     }
 }
 
@@ -248,14 +248,16 @@ fn trim(bytes: &[u8]) -> &[u8] {
     &bytes[start..end.max(start)]
 }
 
-/// Attributes shared by the session and the client cookie (SPEC H5, H8).
+/// Attributes shared by the session and the client cookie (SPEC H5, H8), formatted once: a
+/// `Set-Cookie` value is `name=value` + these + `Max-Age` (+ `Expires` when removing), the same
+/// text the `cookie` crate writes (checked by a unit test), without building a `Cookie` per
+/// response.
 #[derive(Clone, Debug)]
 pub(crate) struct CookieAttrs {
-    http_only: bool,
-    secure: bool,
-    same_site: Option<SameSite>,
-    path: String,
-    domain: Option<String>,
+    /// `; HttpOnly; SameSite=..; Secure; Path=..; Domain=..`, as the `cookie` crate orders them.
+    suffix: String,
+    /// `; Expires=<the epoch>`, for a removal.
+    expired: String,
 }
 
 impl CookieAttrs {
@@ -266,39 +268,44 @@ impl CookieAttrs {
         path: String,
         domain: Option<String>,
     ) -> Self {
-        Self {
-            http_only,
-            secure,
-            same_site,
-            path,
-            domain,
+        let mut c = Cookie::new("n", "v");
+        c.set_http_only(http_only);
+        c.set_secure(secure);
+        c.set_path(path);
+        if let Some(ss) = same_site {
+            c.set_same_site(ss);
         }
+        if let Some(d) = domain {
+            c.set_domain(d);
+        }
+        let suffix = c.to_string().split_off("n=v".len());
+        let mut gone = Cookie::new("n", "v");
+        gone.set_expires(cookie::time::OffsetDateTime::UNIX_EPOCH);
+        let expired = gone.to_string().split_off("n=v".len());
+        Self { suffix, expired }
     }
 
     /// A `Set-Cookie` value. `max_age_ms`: `Some(0)` removes the cookie, `None` makes a
     /// browser-session cookie.
     pub(crate) fn set_cookie(&self, name: &str, value: &str, max_age_ms: Option<u64>) -> String {
-        let mut c = Cookie::new(name.to_owned(), value.to_owned());
-        c.set_http_only(self.http_only);
-        c.set_secure(self.secure);
-        c.set_path(self.path.clone());
-        if let Some(ss) = self.same_site {
-            c.set_same_site(ss);
-        }
-        if let Some(d) = &self.domain {
-            c.set_domain(d.clone());
-        }
+        use std::fmt::Write;
+        // Not percent-encoded: names are validated tokens and values are URL-safe ids, and an
+        // encoded NAME (`app|sid` -> `app%7Csid`) would come back as a name we never look for.
+        let mut out = String::with_capacity(
+            name.len() + value.len() + self.suffix.len() + self.expired.len() + 24,
+        );
+        out.push_str(name);
+        out.push('=');
+        out.push_str(value);
+        out.push_str(&self.suffix);
         if let Some(ms) = max_age_ms {
             let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
-            c.set_max_age(cookie::time::Duration::seconds(secs));
+            let _ = write!(out, "; Max-Age={secs}");
             if ms == 0 {
-                c.set_expires(cookie::time::OffsetDateTime::UNIX_EPOCH);
+                out.push_str(&self.expired);
             }
         }
-        // Not `encoded()`: it would percent-encode the NAME (`app|sid` -> `app%7Csid`), and the
-        // browser would send back a name we never look for. Names are validated tokens and
-        // values are URL-safe ids, so nothing here needs encoding.
-        c.to_string()
+        out
     }
 }
 
@@ -335,6 +342,9 @@ impl fmt::Debug for CookieConfig {
 pub(crate) struct ReadId {
     id: String,
     stale: bool,
+    /// The cookie's whole value when it verified with the newest key: re-sending it needs no
+    /// new signature (H1 `client_always_roll`).
+    raw: Option<String>,
 }
 
 impl ReadId {
@@ -345,6 +355,11 @@ impl ReadId {
     /// The id, and whether it verified with an older key (C2: re-sign it).
     pub(crate) fn into_parts(self) -> (String, bool) {
         (self.id, self.stale)
+    }
+
+    /// The id, the stale flag, and the value to echo when it needs no re-signing.
+    pub(crate) fn into_parts_with_raw(self) -> (String, bool, Option<String>) {
+        (self.id, self.stale, self.raw)
     }
 }
 
@@ -392,8 +407,13 @@ impl CookieConfig {
     }
 
     /// The key that keyed tags are made with (the newest signing key).
-    pub(crate) fn tag_key(&self) -> &[u8] {
-        self.keys.newest().bytes()
+    pub(crate) fn tag_key(&self) -> &HmacSha256 {
+        &self.keys.newest().keyed
+    }
+
+    /// How many keys the ring holds (one: every tag was made with the newest).
+    pub(crate) fn key_count(&self) -> usize {
+        self.keys.keys.len()
     }
 
     /// The owner tag a record of client `cid` carries (ST2): keyed with the newest key.
@@ -407,7 +427,7 @@ impl CookieConfig {
     /// before a key rotation still belongs to its client).
     pub(crate) fn is_owner(&self, owner: &str, cid: &str) -> bool {
         self.keys.keys.iter().any(|key| {
-            IdTag::new(key.bytes(), OWNER_TAG_DOMAIN, cid, OWNER_TAG_LEN).as_str() == owner
+            IdTag::new(&key.keyed, OWNER_TAG_DOMAIN, cid, OWNER_TAG_LEN).as_str() == owner
         })
     }
 
@@ -428,8 +448,12 @@ impl CookieConfig {
 
     /// Every candidate of cookie `name` that verifies, deduplicated by id, in order (C4).
     fn read(&self, headers: &HeaderMap, name: &str) -> Vec<ReadId> {
+        self.verify_all(name, request_values(headers, name))
+    }
+
+    fn verify_all<'v>(&self, name: &str, values: impl IntoIterator<Item = &'v str>) -> Vec<ReadId> {
         let mut out: Vec<ReadId> = Vec::new();
-        for value in request_values(headers, name) {
+        for value in values {
             if let Some(read) = self.verify_one(name, value)
                 && !out.iter().any(|r| r.id == read.id)
             {
@@ -437,6 +461,20 @@ impl CookieConfig {
             }
         }
         out
+    }
+
+    /// The session cookie's raw candidates of a request, unverified (an HTTP request verifies
+    /// them only if it touches the session).
+    pub(crate) fn session_candidates(&self, headers: &HeaderMap) -> Vec<String> {
+        request_values(headers, &self.session_name)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// [`session_candidates`](Self::session_candidates) that verify, deduplicated (C4).
+    pub(crate) fn verify_sessions(&self, candidates: &[String]) -> Vec<ReadId> {
+        self.verify_all(&self.session_name, candidates.iter().map(String::as_str))
     }
 
     fn verify_one(&self, name: &str, value: &str) -> Option<ReadId> {
@@ -447,11 +485,13 @@ impl CookieConfig {
                     .map(|v| ReadId {
                         id: v.id,
                         stale: v.stale_key,
+                        raw: (!v.stale_key).then(|| value.to_owned()),
                     })
             } else {
                 self.ids.is_valid(value).then(|| ReadId {
                     id: value.to_owned(),
                     stale: false,
+                    raw: Some(value.to_owned()),
                 })
             }
         }
@@ -472,6 +512,12 @@ impl CookieConfig {
             .set_cookie(&self.client_name, &value, Some(self.client_max_age))
     }
 
+    /// `Set-Cookie` re-sending a client cookie value that verified with the newest key as is.
+    pub(crate) fn client_set_cookie_value(&self, value: &str) -> String {
+        self.attrs
+            .set_cookie(&self.client_name, value, Some(self.client_max_age))
+    }
+
     /// `Set-Cookie` for the session cookie naming `sid`, living `ttl_ms` (H4, H11).
     pub(crate) fn session_set_cookie(&self, sid: &str, ttl_ms: u64) -> String {
         let value = self.value(&self.session_name, sid);
@@ -485,10 +531,11 @@ impl CookieConfig {
     }
 }
 
-pub(crate) fn append_set_cookie(headers: &mut HeaderMap, value: &str) {
+pub(crate) fn append_set_cookie(headers: &mut HeaderMap, value: String) {
     // Names, path and domain are validated at build time (visible ASCII) and values are
-    // URL-safe ids, so this always parses; say so loudly if that ever stops being true.
-    match HeaderValue::from_str(value) {
+    // URL-safe ids, so this always parses; say so loudly if that ever stops being true. The
+    // string becomes the header's bytes without a copy.
+    match HeaderValue::try_from(value) {
         Ok(v) => {
             headers.append(header::SET_COOKIE, v);
         }
@@ -615,14 +662,54 @@ mod tests {
     }
 
     #[test]
+    fn set_cookie_text_is_the_cookie_crates() {
+        for (http_only, secure, same_site, domain) in [
+            (true, true, Some(SameSite::Lax), None),
+            (false, false, None, Some("example.com")),
+            (true, false, Some(SameSite::Strict), Some(".example.com")),
+            (true, true, Some(SameSite::None), None),
+        ] {
+            let attrs = CookieAttrs::new(
+                http_only,
+                secure,
+                same_site,
+                "/app".into(),
+                domain.map(str::to_owned),
+            );
+            for max_age in [None, Some(0), Some(86_400_000), Some(1_500)] {
+                let mut c = Cookie::new("app.sid", "abc.def");
+                c.set_http_only(http_only);
+                c.set_secure(secure);
+                c.set_path("/app");
+                if let Some(ss) = same_site {
+                    c.set_same_site(ss);
+                }
+                if let Some(d) = domain {
+                    c.set_domain(d);
+                }
+                if let Some(ms) = max_age {
+                    c.set_max_age(cookie::time::Duration::seconds((ms / 1000) as i64));
+                    if ms == 0 {
+                        c.set_expires(cookie::time::OffsetDateTime::UNIX_EPOCH);
+                    }
+                }
+                assert_eq!(
+                    attrs.set_cookie("app.sid", "abc.def", max_age),
+                    c.to_string()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn set_cookie_attributes() {
-        let attrs = CookieAttrs {
-            http_only: true,
-            secure: true,
-            same_site: Some(SameSite::Lax),
-            path: "/".into(),
-            domain: Some("example.com".into()),
-        };
+        let attrs = CookieAttrs::new(
+            true,
+            true,
+            Some(SameSite::Lax),
+            "/".into(),
+            Some("example.com".into()),
+        );
         let s = attrs.set_cookie("app.sid", "v", Some(86_400_000));
         for part in [
             "app.sid=v",

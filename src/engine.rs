@@ -86,6 +86,13 @@ pub(crate) struct Shared {
     pub(crate) notices: Option<Arc<dyn NoticeBus>>,
 }
 
+/// The session cookie of an HTTP request: none, verified, or candidates not verified yet.
+pub(crate) enum SessionCookie {
+    Absent,
+    Read(ReadId),
+    Pending(Vec<String>),
+}
+
 /// The state an update left: the record as stored and whether this call wrote it (H11: a
 /// write re-sends the session cookie).
 pub(crate) struct Saved {
@@ -232,6 +239,58 @@ impl Engine {
         )
     }
 
+    /// H1/C4 for an HTTP request: the client cookie verified now, the session cookie's
+    /// candidates kept unverified (a request that never touches the session never pays for
+    /// them). With several client candidates, everything is verified now (C4 pairs them).
+    pub(crate) fn read_ids_lazy(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> (Option<ReadId>, SessionCookie) {
+        let clients = self.cookies.read_clients(headers);
+        if clients.len() > 1 {
+            let (client, session) = self.read_ids(headers);
+            return (
+                client,
+                session.map_or(SessionCookie::Absent, SessionCookie::Read),
+            );
+        }
+        let candidates = self.cookies.session_candidates(headers);
+        let session = if candidates.is_empty() {
+            SessionCookie::Absent
+        } else {
+            SessionCookie::Pending(candidates)
+        };
+        (clients.into_iter().next(), session)
+    }
+
+    /// The session cookie of a request of client `cid`, verified now (C1, C2, C4): one value
+    /// that verifies, or among several the one the mapping ties to `cid`, else none (with the
+    /// warning of C4).
+    pub(crate) async fn verify_session_cookie(
+        &self,
+        cid: &str,
+        cookie: &SessionCookie,
+    ) -> Result<Option<ReadId>> {
+        let candidates = match cookie {
+            SessionCookie::Absent => return Ok(None),
+            SessionCookie::Read(read) => return Ok(Some(read.clone())),
+            SessionCookie::Pending(candidates) => candidates,
+        };
+        let mut verified = self.cookies.verify_sessions(candidates);
+        if verified.len() > 1 {
+            let mapped = self.mapping.session_id(cid).await?;
+            if let Some(read) = verified.iter().find(|s| mapped.as_deref() == Some(s.id())) {
+                return Ok(Some(read.clone()));
+            }
+            tracing::warn!(
+                cookie = self.cookies.session_name(),
+                "several different values of one cookie verify; trusting none of them"
+            );
+            return Ok(None);
+        }
+        Ok(verified.pop())
+    }
+
     /// Whether a socket handshake's `Origin` may open a socket.
     pub(crate) fn origin_allows(&self, headers: &http::HeaderMap) -> bool {
         self.origins.allows(headers)
@@ -343,6 +402,11 @@ impl Engine {
         let Some(loaded) = self.load(sid).await? else {
             return Ok(None);
         };
+        // This process's own map is written only by this engine, after the same owner checks:
+        // re-checking it would cost a MAC per call for nothing. A shared map is checked.
+        if self.mapping.is_local() {
+            return Ok(Some(loaded));
+        }
         let owned = loaded
             .record()
             .owner
@@ -615,6 +679,11 @@ impl Engine {
 
     /// The newest-key owner tag for `record` of `sid` when its tag was made with an older key.
     async fn retagged(&self, sid: &str, record: &Record) -> Result<Option<String>> {
+        // With one key every tag that names an owner was made with it: nothing to re-make
+        // (and no mapping look-up or MAC per write).
+        if self.cookies.key_count() == 1 {
+            return Ok(None);
+        }
         let Some(owner) = record.owner.as_deref() else {
             return Ok(None);
         };

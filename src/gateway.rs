@@ -83,7 +83,7 @@ pub(crate) struct Gateway {
     clock: Arc<dyn Clock>,
     default_ttl: u64,
     max_session_bytes: usize,
-    tag_key: Vec<u8>,
+    tag_key: hmac::Hmac<sha2::Sha256>,
     /// H9: a session dies this long after `created_at`, whatever refreshed it (ms).
     absolute_timeout: Option<u64>,
 }
@@ -94,7 +94,7 @@ impl Gateway {
         clock: Arc<dyn Clock>,
         default_ttl: u64,
         max_session_bytes: usize,
-        tag_key: Vec<u8>,
+        tag_key: hmac::Hmac<sha2::Sha256>,
     ) -> Self {
         Self {
             store,
@@ -265,7 +265,8 @@ mod tests {
             Arc::new(clock.clone()),
             1_000,
             64,
-            vec![1; 32],
+            <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(&[1; 32])
+                .expect("any key length"),
         )
     }
 

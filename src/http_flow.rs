@@ -39,8 +39,6 @@ pub struct RequestContext {
     session: Session,
     /// The client cookie must be (re)sent: new id, older key, or always-roll.
     send_client_cookie: bool,
-    /// The session cookie verified only with an older key (C2).
-    session_cookie_stale: bool,
 }
 
 impl std::fmt::Debug for RequestContext {
@@ -55,27 +53,19 @@ impl RequestContext {
     /// H1: reads the client cookie (a new client id when missing or bad) and the session
     /// cookie's id. Touches no store.
     pub(crate) fn begin(engine: Arc<Engine>, headers: &HeaderMap) -> Self {
-        let (client, session) = engine.read_ids(headers);
-        let (cid, client_stale, client_new) = match client {
+        let (client, session) = engine.read_ids_lazy(headers);
+        let (cid, client_stale, client_new, echo) = match client {
             Some(read) => {
-                let (cid, stale) = read.into_parts();
-                (cid, stale, false)
+                let (cid, stale, raw) = read.into_parts_with_raw();
+                (cid, stale, false, raw)
             }
-            None => (engine.new_id(), false, true),
+            None => (engine.new_id(), false, true, None),
         };
         let send_client_cookie =
             client_new || client_stale || engine.cookies().client_always_roll();
-        let (cookie_sid, session_cookie_stale) = match session {
-            Some(read) => {
-                let (sid, stale) = read.into_parts();
-                (Some(sid), stale)
-            }
-            None => (None, false),
-        };
         Self {
-            session: Session::new(engine, cid, cookie_sid),
+            session: Session::new(engine, cid, session, echo),
             send_client_cookie,
-            session_cookie_stale,
         }
     }
 
@@ -138,12 +128,7 @@ impl RequestContext {
     #[must_use = "dropping the commit's result loses a store error: answer 500 on `Err`"]
     pub async fn commit(self, headers: &mut HeaderMap) -> Result<()> {
         self.session
-            .commit(
-                headers,
-                self.send_client_cookie,
-                self.session_cookie_stale,
-                false,
-            )
+            .commit(headers, self.send_client_cookie, false)
             .await
     }
 
@@ -174,12 +159,7 @@ impl RequestContext {
     ) -> Result<()> {
         let discard = !self.session.commits(status);
         self.session
-            .commit(
-                headers,
-                self.send_client_cookie,
-                self.session_cookie_stale,
-                discard,
-            )
+            .commit(headers, self.send_client_cookie, discard)
             .await
     }
 }

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{KeyInit, Mac};
 
 /// Length in characters of every id made by [`RandomIdGen`] (24 random bytes, 192 bits).
 ///
@@ -268,12 +267,10 @@ pub struct IdTag(String);
 
 impl IdTag {
     /// Tags `id` under `key` with a domain label, so tags of one purpose never equal another's.
-    pub(crate) fn new(key: &[u8], domain: &str, id: &str, len: usize) -> Self {
-        let mut mac = match hmac::Hmac::<sha2::Sha256>::new_from_slice(key) {
-            Ok(mac) => mac,
-            // HMAC takes keys of any length; this arm is unreachable but must not panic.
-            Err(_) => return IdTag(String::from("untagged")),
-        };
+    /// `key`: the HMAC already keyed (its pads computed once per key, not per tag).
+    pub(crate) fn new(key: &hmac::Hmac<sha2::Sha256>, domain: &str, id: &str, len: usize) -> Self {
+        use hmac::Mac;
+        let mut mac = key.clone();
         mac.update(domain.as_bytes());
         mac.update(&[0]);
         mac.update(id.as_bytes());
@@ -335,10 +332,14 @@ mod tests {
 
     #[test]
     fn tags_hide_the_id_and_depend_on_the_key() {
-        let t1 = IdTag::new(b"key-one", "sid", "secret-id", 12);
-        let t2 = IdTag::new(b"key-two", "sid", "secret-id", 12);
+        let keyed = |k: &[u8]| {
+            <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(k).expect("any length")
+        };
+        let (one, two) = (keyed(b"key-one"), keyed(b"key-two"));
+        let t1 = IdTag::new(&one, "sid", "secret-id", 12);
+        let t2 = IdTag::new(&two, "sid", "secret-id", 12);
         assert_ne!(t1, t2);
-        assert_eq!(t1, IdTag::new(b"key-one", "sid", "secret-id", 12));
+        assert_eq!(t1, IdTag::new(&one, "sid", "secret-id", 12));
         assert!(!t1.to_string().contains("secret"));
         assert_eq!(t1.as_str().len(), 12);
     }

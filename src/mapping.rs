@@ -93,6 +93,11 @@ impl Mapping {
         }
     }
 
+    /// Whether this is the process's own in-memory map (written only by this engine).
+    pub(crate) fn is_local(&self) -> bool {
+        matches!(self, Mapping::Memory(_))
+    }
+
     /// C4 only: what this process knows without I/O (the store re-validates the choice).
     pub(crate) fn cached_session_id(&self, cid: &str) -> Option<String> {
         match self {

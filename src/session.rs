@@ -14,6 +14,7 @@ use tracing::Instrument as _;
 use crate::changes::Changes;
 use crate::cookies::append_set_cookie;
 use crate::engine::Engine;
+use crate::engine::SessionCookie;
 use crate::error::{Error, Result};
 use crate::events::EndReason;
 use crate::id::{ClientId, SessionId};
@@ -67,8 +68,10 @@ pub struct Session {
 
 struct Shared {
     engine: Arc<Engine>,
-    /// The session id the request's signed cookie names, if it verified.
-    cookie_sid: Option<String>,
+    /// The request's session cookie, verified at the first load (never, if untouched).
+    cookie: SessionCookie,
+    /// The client cookie's value when it verified with the newest key (re-sent as is).
+    client_echo: Option<String>,
     /// Serializes the first load when several tasks share the handle.
     load_gate: async_lock::Mutex<()>,
     state: Mutex<State>,
@@ -78,6 +81,10 @@ struct Shared {
 struct State {
     loaded: bool,
     client_id: String,
+    /// The session id the request's signed cookie names, once verified at the first load.
+    cookie_sid: Option<String>,
+    /// That cookie verified only with an older key (C2: re-signed at commit).
+    cookie_stale: bool,
     /// The session's id: the existing one, or the one a new session got at its first write.
     sid: Option<String>,
     /// The record as loaded; `None` for a new session.
@@ -108,15 +115,23 @@ impl State {
 }
 
 impl Session {
-    pub(crate) fn new(engine: Arc<Engine>, client_id: String, cookie_sid: Option<String>) -> Self {
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        client_id: String,
+        cookie: SessionCookie,
+        client_echo: Option<String>,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 engine,
-                cookie_sid,
+                cookie,
+                client_echo,
                 load_gate: async_lock::Mutex::new(()),
                 state: Mutex::new(State {
                     loaded: false,
                     client_id,
+                    cookie_sid: None,
+                    cookie_stale: false,
                     sid: None,
                     base: None,
                     data: Map::new(),
@@ -144,10 +159,6 @@ impl Session {
         self.shared.engine.commits(status)
     }
 
-    fn cookie_sid(&self) -> Option<&str> {
-        self.shared.cookie_sid.as_deref()
-    }
-
     /// Loads the session once (H2). Later calls return at once.
     async fn ensure_loaded(&self) -> Result<()> {
         if self.state().loaded {
@@ -161,15 +172,28 @@ impl Session {
             }
             st.client_id.clone()
         };
-        let loaded = self.shared.engine.resolve(&cid, self.cookie_sid()).await?;
+        let engine = &self.shared.engine;
+        let (cookie_sid, cookie_stale) = match engine
+            .verify_session_cookie(&cid, &self.shared.cookie)
+            .await?
+        {
+            Some(read) => {
+                let (sid, stale) = read.into_parts();
+                (Some(sid), stale)
+            }
+            None => (None, false),
+        };
+        let loaded = engine.resolve(&cid, cookie_sid.as_deref()).await?;
         let mut st = self.state();
+        st.cookie_stale = cookie_stale;
         if let Some(loaded) = loaded {
             // The cookie's id was resolved, so it is `Some` here.
-            st.sid = self.shared.cookie_sid.clone();
+            st.sid = cookie_sid.clone();
             let (record, data) = loaded.into_parts();
             st.data = data;
             st.base = Some(record);
         }
+        st.cookie_sid = cookie_sid;
         st.loaded = true;
         Ok(())
     }
@@ -711,6 +735,18 @@ impl Session {
         Ok(value)
     }
 
+    /// The client cookie's `Set-Cookie` for `cid`: the request's own value echoed when it
+    /// verified with the newest key and is still this browser's id, else signed now.
+    fn client_cookie(&self, cid: &str) -> String {
+        let cfg = self.shared.engine.cookies();
+        match &self.shared.client_echo {
+            Some(raw) if raw.split_once('.').map_or(raw.as_str(), |(id, _)| id) == cid => {
+                cfg.client_set_cookie_value(raw)
+            }
+            _ => cfg.client_set_cookie(cid),
+        }
+    }
+
     /// The stored session this request was working on is gone: from here on it is a new one.
     fn forget_stored(st: &mut State) {
         st.sid = None;
@@ -746,13 +782,13 @@ impl Session {
 
     /// H4, H1, H8: stores what the request changed and appends the `Set-Cookie` headers.
     /// `send_client_cookie`: the client cookie is due (new, re-signed, or always rolled);
-    /// `session_cookie_stale`: the session cookie verified with an older key (C2);
     /// `discard`: commit nothing of the session (H10), only the client cookie that was due.
+    /// A session cookie that verified with an older key (C2) is re-signed when the request
+    /// touched the session (an untouched request never verifies it).
     pub(crate) async fn commit(
         &self,
         headers: &mut HeaderMap,
         send_client_cookie: bool,
-        session_cookie_stale: bool,
         discard: bool,
     ) -> Result<()> {
         // Observability: one span per commit, with the session's keyed tag (never its id),
@@ -766,13 +802,7 @@ impl Session {
         );
         let started = std::time::Instant::now();
         let result = self
-            .commit_inner(
-                &span,
-                headers,
-                send_client_cookie,
-                session_cookie_stale,
-                discard,
-            )
+            .commit_inner(&span, headers, send_client_cookie, discard)
             .instrument(span.clone())
             .await;
         let outcome = match &result {
@@ -790,7 +820,6 @@ impl Session {
         span: &tracing::Span,
         headers: &mut HeaderMap,
         send_client_cookie: bool,
-        session_cookie_stale: bool,
         discard: bool,
     ) -> Result<&'static str> {
         let engine = Arc::clone(&self.shared.engine);
@@ -803,27 +832,24 @@ impl Session {
                 st.retired_client.as_ref().unwrap_or(&st.client_id).clone()
             };
             if send_client_cookie && !engine.is_retired_client(&cid).await? {
-                append_set_cookie(headers, &cfg.client_set_cookie(&cid));
+                append_set_cookie(headers, self.client_cookie(&cid));
             }
             return Ok("discarded");
         }
-        // An old-key session cookie must be re-signed, which needs the record's TTL.
-        if session_cookie_stale {
-            self.ensure_loaded().await?;
-        }
-        let st = self.state().clone();
-        let cid = st.client_id.clone();
-
+        let (cid, rotated, loaded) = {
+            let st = self.state();
+            (st.client_id.clone(), st.retired_client.is_some(), st.loaded)
+        };
         // H1, H8: (re)send the client cookie, but never one that a `regenerate` replaced: a
         // request sent before the login response arrived would roll the browser back.
-        if (send_client_cookie || st.retired_client.is_some())
-            && !engine.is_retired_client(&cid).await?
-        {
-            append_set_cookie(headers, &cfg.client_set_cookie(&cid));
+        if (send_client_cookie || rotated) && !engine.is_retired_client(&cid).await? {
+            append_set_cookie(headers, self.client_cookie(&cid));
         }
-        if !st.loaded {
+        if !loaded {
             return Ok("untouched"); // H3: never touched
         }
+        let st = self.state().clone();
+        let session_cookie_stale = st.cookie_stale;
 
         // Owners now, before a new session is mapped to this client and hides them (H7).
         let mut owners: Vec<(String, Option<String>)> = Vec::new();
@@ -848,7 +874,10 @@ impl Session {
         };
 
         if let Some(sid) = st.moved_from.as_deref().or(st.sid.as_deref()) {
-            span.record("session", tracing::field::display(engine.session_tag(sid)));
+            // The keyed tag costs a MAC: only for a span someone listens to.
+            if !span.is_disabled() {
+                span.record("session", tracing::field::display(engine.session_tag(sid)));
+            }
         }
         let mut outcome = "unchanged";
         match (&st.sid, &st.base) {
@@ -895,7 +924,7 @@ impl Session {
                     }
                     None => cfg.clear_session_cookie(),
                 };
-                append_set_cookie(headers, &cookie);
+                append_set_cookie(headers, cookie);
                 outcome = "regenerated";
             }
             // New session: stored only when non-empty (H4).
@@ -907,7 +936,7 @@ impl Session {
                 }
                 if let Some(created) = created {
                     let max_age = cookie_max_age(created.record(), engine.now());
-                    append_set_cookie(headers, &cfg.session_set_cookie(sid, max_age));
+                    append_set_cookie(headers, cfg.session_set_cookie(sid, max_age));
                     outcome = "created";
                 }
             }
@@ -919,7 +948,7 @@ impl Session {
                 if st.changes.is_empty() && !refresh && !ttl_changed {
                     if session_cookie_stale {
                         let max_age = cookie_max_age(base, engine.now());
-                        append_set_cookie(headers, &cfg.session_set_cookie(sid, max_age));
+                        append_set_cookie(headers, cfg.session_set_cookie(sid, max_age));
                     }
                     return Ok("unchanged");
                 }
@@ -956,13 +985,13 @@ impl Session {
                     && (saved.written() || session_cookie_stale)
                 {
                     let max_age = cookie_max_age(saved.loaded().record(), engine.now());
-                    append_set_cookie(headers, &cfg.session_set_cookie(sid, max_age));
+                    append_set_cookie(headers, cfg.session_set_cookie(sid, max_age));
                 }
             }
             // Destroyed and not replaced by a new non-empty session: clear the cookie.
             _ => {
                 if destroy_ended().await? {
-                    append_set_cookie(headers, &cfg.clear_session_cookie());
+                    append_set_cookie(headers, cfg.clear_session_cookie());
                     outcome = "destroyed";
                 }
                 if let Some(old) = st.retired_client.as_deref() {

@@ -234,8 +234,10 @@ impl SocketSession {
         let outcome = match &result {
             Ok((socket, bound)) => match bound {
                 Some(sid) => {
-                    let tag = socket.engine.session_tag(sid);
-                    span.record("session", tracing::field::display(tag));
+                    if !span.is_disabled() {
+                        let tag = socket.engine.session_tag(sid);
+                        span.record("session", tracing::field::display(tag));
+                    }
                     "session"
                 }
                 None if socket.client_id.is_some() => "client",
@@ -483,10 +485,13 @@ impl SocketSession {
             if self.holding.as_deref() == Some(sid.as_str()) {
                 return Err(Error::Reentrant);
             }
-            span.record(
-                "session",
-                tracing::field::display(self.engine.session_tag(&sid)),
-            );
+            // The keyed tag costs a MAC: only for a span someone listens to.
+            if !span.is_disabled() {
+                span.record(
+                    "session",
+                    tracing::field::display(self.engine.session_tag(&sid)),
+                );
+            }
             let lock = self.engine.lock_timed(&sid, span).await?;
             let cid = self
                 .client_id
