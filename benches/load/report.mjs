@@ -174,7 +174,7 @@ rows.push([
   const growth = e.rssFullKiB - e.rssFreshKiB;
   const back = e.rssFullKiB - e.rssAfterKiB;
   rows.push([
-    `expiry server (\`SESSION_MAX_AGE_MS=60000\`, \`SESSION_CLEANUP_MS=${args["cleanup-ms"]}\`): fresh ${mib(e.rssFreshKiB)}, ${int(m.fillRequested)} sessions ${mib(e.rssFullKiB)} (bridge: ${e.mapped === null ? "?" : int(e.mapped)} mapped sessions); ${e.cleaned ? `cleaned ${e.secondsAfterFill} s after the fill` : `NOT cleaned within ${e.secondsAfterFill} s`} (removed ${int(e.removed)}, ${e.cleaned ? "0" : "some"} mapped left): RSS ${mib(e.rssAfterKiB)} = ${fmt((100 * back) / growth, 0)} % of the growth returned; its CPU while the store figures ran: ${e.busyDuringStores}`,
+    `expiry server (\`SESSION_MAX_AGE_MS=60000\`, \`SESSION_CLEANUP_MS=${args["cleanup-ms"]}\`): fresh ${mib(e.rssFreshKiB)}, ${int(m.fillRequested)} sessions ${mib(e.rssFullKiB)} (bridge: ${e.mapped === null ? "?" : int(e.mapped)} mapped sessions); ${e.cleaned ? `cleaned ${e.secondsAfterFill} s after the fill` : `NOT cleaned within ${e.secondsAfterFill} s`} (removed ${int(e.removed)}, ${e.cleaned ? "0" : "some"} mapped left): RSS ${mib(e.rssAfterKiB)} = ${fmt((100 * back) / growth, 0)} % of the growth returned; refilled with ${int(m.fillRequested)} new sessions: RSS ${mib(e.rssRefilledKiB)} (${e.rssRefilledKiB - e.rssFullKiB >= 0 ? "+" : "−"}${mib(Math.abs(e.rssRefilledKiB - e.rssFullKiB))} over the first fill: ${e.rssRefilledKiB - e.rssFullKiB < growth / 4 ? "the freed memory is reused, not leaked" : "it grew again: memory not reused"}); its CPU while the store figures ran: ${e.busyDuringStores}`,
   "", "", "", "", "", "", "", e.cleaned ? "info" : "NOT CLEANED",
 ]);
 }
