@@ -86,6 +86,31 @@ fn socket_io_js() -> Response {
     }
 }
 
+/// poem's TCP acceptor with `TCP_NODELAY` on every connection: socket.io pushes and acks are
+/// small frames, which Nagle's algorithm would hold back until the peer's delayed ACK (40 ms).
+struct NoDelay(poem::listener::TcpAcceptor);
+
+impl poem::listener::Acceptor for NoDelay {
+    type Io = tokio::net::TcpStream;
+
+    fn local_addr(&self) -> Vec<poem::web::LocalAddr> {
+        self.0.local_addr()
+    }
+
+    async fn accept(
+        &mut self,
+    ) -> std::io::Result<(
+        Self::Io,
+        poem::web::LocalAddr,
+        poem::web::RemoteAddr,
+        poem::http::uri::Scheme,
+    )> {
+        let accepted = self.0.accept().await?;
+        accepted.0.set_nodelay(true)?;
+        Ok(accepted)
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let app = shared::bridge().await;
@@ -119,27 +144,29 @@ where
     shared::spawn_session_end_notices(&io, &bridge);
     shared::spawn_load_cleanup(&bridge);
 
-    let app = Route::new()
-        .at("/", get(index))
-        .at("/api/session", get(api_session))
-        .at("/api/read", get(api_read))
-        .at("/api/user", get(api_user))
-        .at("/api/login", get(api_login))
-        .at("/api/logout", get(api_logout))
-        .at("/plain", get(plain))
-        .with(SessionMiddleware::new(bridge));
-    // socket.io sits outside the session middleware: it reads cookies, never sets them.
+    // The session middleware on each session route (one routing level for every route, so
+    // `/bare` and `/plain` differ by the middleware alone); socket.io sits outside it: it
+    // reads cookies, never sets them.
+    let session = SessionMiddleware::new(bridge);
     let root = Route::new()
+        .at("/", get(index).with(session.clone()))
+        .at("/api/session", get(api_session).with(session.clone()))
+        .at("/api/read", get(api_read).with(session.clone()))
+        .at("/api/user", get(api_user).with(session.clone()))
+        .at("/api/login", get(api_login).with(session.clone()))
+        .at("/api/logout", get(api_logout).with(session.clone()))
+        .at("/plain", get(plain).with(session))
         .at("/vendor/socket.io.min.js", get(socket_io_js))
         .at("/bare", get(bare))
-        .nest_no_strip("/socket.io", socket_io)
-        .nest("/", app);
+        .nest_no_strip("/socket.io", socket_io);
 
     // `PORT=0` binds an ephemeral port: print the address really bound, flushed, so a test
     // that reads this first line knows where to connect.
-    let acceptor = TcpListener::bind(format!("127.0.0.1:{}", shared::port()))
-        .into_acceptor()
-        .await?;
+    let acceptor = NoDelay(
+        TcpListener::bind(format!("127.0.0.1:{}", shared::port()))
+            .into_acceptor()
+            .await?,
+    );
     let addr = acceptor
         .local_addr()
         .into_iter()

@@ -203,16 +203,24 @@ pub(crate) const MAX_CANDIDATES: usize = 8;
 /// on its own and the other pairs of the line still count. One pass over the header; nothing
 /// allocates except the returned slices' vector.
 pub(crate) fn request_values<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
-    let mut out = Vec::new();
+    let [values, _] = request_values_of(headers, [name, name]);
+    values
+}
+
+/// [`request_values`] of two names in one pass over the headers.
+pub(crate) fn request_values_of<'h>(headers: &'h HeaderMap, names: [&str; 2]) -> [Vec<&'h str>; 2] {
+    let mut out = [Vec::new(), Vec::new()];
+    let wanted = names.map(str::as_bytes);
     for value in headers.get_all(header::COOKIE) {
         for pair in value.as_bytes().split(|b| *b == b';') {
             let Some(eq) = pair.iter().position(|b| *b == b'=') else {
                 continue;
             };
-            let (k, v) = (trim(&pair[..eq]), trim(&pair[eq + 1..]));
-            if k != name.as_bytes() {
+            let k = trim(&pair[..eq]);
+            let Some(slot) = wanted.iter().position(|w| *w == k) else {
                 continue;
-            }
+            };
+            let v = trim(&pair[eq + 1..]);
             // RFC 6265 allows a quoted value.
             let v = v
                 .strip_prefix(b"\"")
@@ -225,10 +233,9 @@ pub(crate) fn request_values<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h 
             let Ok(v) = std::str::from_utf8(v) else {
                 continue;
             };
-            if out.len() == MAX_CANDIDATES {
-                return out;
+            if out[slot].len() < MAX_CANDIDATES {
+                out[slot].push(v);
             }
-            out.push(v);
         }
     }
     out
@@ -463,13 +470,19 @@ impl CookieConfig {
         out
     }
 
-    /// The session cookie's raw candidates of a request, unverified (an HTTP request verifies
-    /// them only if it touches the session).
-    pub(crate) fn session_candidates(&self, headers: &HeaderMap) -> Vec<String> {
-        request_values(headers, &self.session_name)
-            .into_iter()
-            .map(str::to_owned)
-            .collect()
+    /// The client cookie's candidates that verify (C4), and the session cookie's raw
+    /// candidates unverified (an HTTP request verifies them only if it touches the session),
+    /// from one pass over the `Cookie` headers.
+    pub(crate) fn read_client_and_session_candidates(
+        &self,
+        headers: &HeaderMap,
+    ) -> (Vec<ReadId>, Vec<String>) {
+        let [clients, sessions] =
+            request_values_of(headers, [&self.client_name, &self.session_name]);
+        (
+            self.verify_all(&self.client_name, clients),
+            sessions.into_iter().map(str::to_owned).collect(),
+        )
     }
 
     /// [`session_candidates`](Self::session_candidates) that verify, deduplicated (C4).

@@ -246,7 +246,7 @@ impl Engine {
         &self,
         headers: &http::HeaderMap,
     ) -> (Option<ReadId>, SessionCookie) {
-        let clients = self.cookies.read_clients(headers);
+        let (clients, candidates) = self.cookies.read_client_and_session_candidates(headers);
         if clients.len() > 1 {
             let (client, session) = self.read_ids(headers);
             return (
@@ -254,7 +254,6 @@ impl Engine {
                 session.map_or(SessionCookie::Absent, SessionCookie::Read),
             );
         }
-        let candidates = self.cookies.session_candidates(headers);
         let session = if candidates.is_empty() {
             SessionCookie::Absent
         } else {

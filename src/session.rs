@@ -848,6 +848,26 @@ impl Session {
         if !loaded {
             return Ok("untouched"); // H3: never touched
         }
+        // The common read-only request: a stored session, nothing changed, nothing due. Answer
+        // it without copying the request's state (H3, H4 "unchanged -> no store write").
+        {
+            let st = self.state();
+            if let (Some(sid), Some(base), None, true, true, false) = (
+                &st.sid,
+                &st.base,
+                &st.moved_from,
+                st.destroy.is_empty(),
+                st.changes.is_empty(),
+                st.cookie_stale,
+            ) && !engine.refresh_due(base)
+                && st.max_age.is_none_or(|ms| ms == base.ttl)
+            {
+                if !span.is_disabled() {
+                    span.record("session", tracing::field::display(engine.session_tag(sid)));
+                }
+                return Ok("unchanged");
+            }
+        }
         let st = self.state().clone();
         let session_cookie_stale = st.cookie_stale;
 
