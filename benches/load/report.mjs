@@ -148,7 +148,7 @@ row("`session:get`", "sock-get-1", "memory", SBARE1);
 row("`session:inc`", "sock-inc-1", "memory", SBARE1);
 for (const [store, name] of [
   ["file", "FileStore (`SESSION_STORE=file:<tmpdir>`)"],
-  ["redis", "RedisStore (`SESSION_STORE=redis://127.0.0.1:6379`)"],
+  ["redis", "Redis, a node of many (`SESSION_STORE=redis://127.0.0.1:6379`: RedisNodes store, mapping, lease, notices)"],
 ]) {
   section(`${name} (ratios to the in-memory \`bare\` figures)`);
   row("`/api/session` with cookies (one session)", "session", store, BARE);
