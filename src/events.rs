@@ -67,7 +67,8 @@ pub enum EndReason {
 }
 
 impl EndReason {
-    /// The reason named by [`as_str`](Self::as_str)'s word.
+    /// The reason named by [`as_str`](Self::as_str)'s word (read back from a notice).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn from_word(word: &str) -> Option<Self> {
         [
             EndReason::Destroyed,

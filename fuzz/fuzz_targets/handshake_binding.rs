@@ -332,7 +332,11 @@ async fn view(socket: &SocketSession) -> (Option<String>, Option<String>, Map<St
         .expect("with_session never fails on cookie input (LiveStore)");
     (
         socket.client_id().map(|c| c.into_string()),
-        socket.session_id().await.expect("mapping").map(|s| s.into_string()),
+        socket
+            .session_id()
+            .await
+            .expect("mapping")
+            .map(|s| s.into_string()),
         data,
     )
 }
