@@ -24,6 +24,14 @@ const RETIRE_PER_WRITE: usize = 2;
 /// How long a client id replaced by `regenerate` is never re-sent (covers requests in flight).
 const RETIRED_CLIENT_TTL: u64 = 10 * 60_000;
 
+/// C4: several different values of one cookie verified; none is trusted.
+fn warn_ambiguous(cookie: &str) {
+    tracing::warn!(
+        cookie,
+        "several different values of one cookie verify; trusting none of them"
+    );
+}
+
 /// How many times a write retries when another writer moved the record (ST5).
 pub(crate) const WRITE_ATTEMPTS: u32 = 4;
 
@@ -225,10 +233,7 @@ impl Engine {
         }
         let only = |mut found: Vec<ReadId>, name: &str| {
             if found.len() > 1 {
-                tracing::warn!(
-                    cookie = name,
-                    "several different values of one cookie verify; trusting none of them"
-                );
+                warn_ambiguous(name);
                 return None;
             }
             found.pop()
@@ -281,10 +286,7 @@ impl Engine {
             if let Some(read) = verified.iter().find(|s| mapped.as_deref() == Some(s.id())) {
                 return Ok(Some(read.clone()));
             }
-            tracing::warn!(
-                cookie = self.cookies.session_name(),
-                "several different values of one cookie verify; trusting none of them"
-            );
+            warn_ambiguous(self.cookies.session_name());
             return Ok(None);
         }
         Ok(verified.pop())
@@ -406,12 +408,7 @@ impl Engine {
         if self.mapping.is_local() {
             return Ok(Some(loaded));
         }
-        let owned = loaded
-            .record()
-            .owner
-            .as_deref()
-            .is_none_or(|owner| self.cookies.is_owner(owner, cid));
-        if !owned {
+        if !self.owned_by(loaded.record(), cid) {
             tracing::warn!(
                 session = %self.session_tag(sid),
                 "the client mapping names a session whose record another client owns; ignored"
@@ -438,23 +435,15 @@ impl Engine {
                 let Some(loaded) = self.load(sid).await? else {
                     return Ok(None);
                 };
-                let ours = loaded
-                    .record()
-                    .owner
-                    .as_deref()
-                    .is_some_and(|owner| self.cookies.is_owner(owner, cid));
-                if !ours {
+                // An unowned record (format 1) is not reclaimed: only a tag can prove it.
+                let tagged = loaded.record().owner.is_some();
+                if !(tagged && self.owned_by(loaded.record(), cid)) {
                     return Ok(None);
                 }
                 self.mapping
                     .attach(cid, sid, loaded.record().expires_at)
                     .await?;
-                self.announce(BridgeEvent::SessionSet {
-                    client_id: Some(cid.into()),
-                    session_id: sid.into(),
-                    is_new: false,
-                    is_init: true,
-                });
+                self.announce_attached(cid, sid);
                 Ok(Some(loaded))
             }
             None => {
@@ -464,12 +453,9 @@ impl Engine {
                 let Some(loaded) = self.load(sid).await? else {
                     return Ok(None);
                 };
-                let owned = loaded
-                    .record()
-                    .owner
-                    .as_deref()
-                    .is_none_or(|owner| self.cookies.is_owner(owner, cid));
-                if owned && self.claim(cid, sid, loaded.record().expires_at).await? {
+                if self.owned_by(loaded.record(), cid)
+                    && self.claim(cid, sid, loaded.record().expires_at).await?
+                {
                     Ok(Some(loaded))
                 } else {
                     Ok(None)
@@ -488,13 +474,27 @@ impl Engine {
         {
             return Ok(false);
         }
+        self.announce_attached(cid, sid);
+        Ok(true)
+    }
+
+    /// `SessionSet { is_new: false, is_init: true }`: an existing session attached to `cid`.
+    fn announce_attached(&self, cid: &str, sid: &str) {
         self.announce(BridgeEvent::SessionSet {
             client_id: Some(cid.into()),
             session_id: sid.into(),
             is_new: false,
             is_init: true,
         });
-        Ok(true)
+    }
+
+    /// Whether `record` may be `cid`'s: its owner tag names `cid` under a key of the ring, or
+    /// it has no owner (a format-1 record, ST2).
+    fn owned_by(&self, record: &Record, cid: &str) -> bool {
+        record
+            .owner
+            .as_deref()
+            .is_none_or(|owner| self.cookies.is_owner(owner, cid))
     }
 
     /// Announces a write that went through the gateway (GW2) and keeps the mapping's expiry.

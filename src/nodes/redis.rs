@@ -936,16 +936,8 @@ impl Lease for RedisHeld {
     }
 
     fn release(mut self: Box<Self>, then: Box<dyn FnOnce() + Send>) {
-        self.renewer.abort();
-        self.released = true;
-        let release = self.inner.release_task(&self.sid, &self.token);
-        let runtime = self.inner.store.runtime();
-        let mut release = runtime.spawn(async move {
-            if let Err(err) = release.await {
-                tracing::debug!(error = %err, "releasing a session lease failed; it lapses by itself");
-            }
-        });
-        runtime.spawn(async move {
+        let mut release = self.spawn_release();
+        self.inner.store.runtime().spawn(async move {
             // This node's next waiter gets the local lock once the lease is released, or after
             // a short bound when Redis is slow to answer (an outage): it then queues behind
             // the lease in Redis instead of behind this release's timeout.
@@ -955,16 +947,24 @@ impl Lease for RedisHeld {
     }
 }
 
+impl RedisHeld {
+    /// Stops the renewals and releases the lease in the background (once).
+    fn spawn_release(&mut self) -> tokio::task::JoinHandle<()> {
+        self.renewer.abort();
+        self.released = true;
+        let release = self.inner.release_task(&self.sid, &self.token);
+        self.inner.store.runtime().spawn(async move {
+            if let Err(err) = release.await {
+                tracing::debug!(error = %err, "releasing a session lease failed; it lapses by itself");
+            }
+        })
+    }
+}
+
 impl Drop for RedisHeld {
     fn drop(&mut self) {
-        self.renewer.abort();
         if !self.released {
-            let release = self.inner.release_task(&self.sid, &self.token);
-            self.inner.store.runtime().spawn(async move {
-                if let Err(err) = release.await {
-                    tracing::debug!(error = %err, "releasing a session lease failed; it lapses by itself");
-                }
-            });
+            self.spawn_release();
         }
     }
 }
