@@ -138,7 +138,31 @@ impl SessionBridge {
     /// # }).unwrap();
     /// ```
     pub fn events(&self) -> EventStream {
-        self.engine.subscribe()
+        self.engine.subscribe(crate::events::every_event)
+    }
+
+    /// [`events`](Self::events) that takes only the events `filter` accepts. The filter runs
+    /// when an event is published: an event it refuses is not copied into this stream's
+    /// queue and does not wake its reader (a task that waits for session ends costs nothing
+    /// on every write). The stream's `missed` counts only accepted events.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// # futures::executor::block_on(async {
+    /// # let bridge = session_bridge::testing::test_bridge();
+    /// use futures::StreamExt;
+    /// use session_bridge::BridgeEvent;
+    /// let mut ends = bridge.events_matching(|e| matches!(e, BridgeEvent::SessionDestroy { .. }));
+    /// let mut browser = session_bridge::testing::Browser::new();
+    /// browser.request(&bridge, async |s| s.insert("user", "ada").await).await??;
+    /// assert!(ends.try_next().is_none(), "a SessionSet: not taken");
+    /// browser.request(&bridge, async |s| s.destroy().await).await??;
+    /// assert!(matches!(ends.try_next(), Some(BridgeEvent::SessionDestroy { .. })));
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn events_matching(&self, filter: crate::events::EventFilter) -> EventStream {
+        self.engine.subscribe(filter)
     }
 
     /// A keyed, non-reversible tag of a client id: the same for every node sharing the signing

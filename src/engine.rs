@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::changes::Changes;
 use crate::clock::Clock;
 use crate::cookies::{CookieConfig, ReadId};
 use crate::error::{Error, Result};
@@ -116,6 +117,14 @@ impl Saved {
     pub(crate) fn written(&self) -> bool {
         self.written
     }
+}
+
+/// What one write attempt came to.
+enum Attempt {
+    /// Written, unchanged, or gone (`None`).
+    Done(Option<Saved>),
+    /// Another writer moved the record: the record and the data back, for a retry.
+    Conflict(Record, Map<String, Value>),
 }
 
 /// Either a loaded session or nothing; `Err` only for store failures and corrupt records.
@@ -339,8 +348,8 @@ impl Engine {
         self.locks.len()
     }
 
-    pub(crate) fn subscribe(&self) -> EventStream {
-        self.events.subscribe()
+    pub(crate) fn subscribe(&self, filter: crate::events::EventFilter) -> EventStream {
+        self.events.subscribe(filter)
     }
 
     /// `Cleanup(count)` (GW4, B4).
@@ -613,56 +622,40 @@ impl Engine {
     pub(crate) async fn update_existing(
         &self,
         sid: &str,
-        mut current: Loaded,
+        current: Loaded,
         ttl: Option<u64>,
         refresh: bool,
         fenced: bool,
         apply: &(dyn Fn(&mut Map<String, Value>) -> Result<()> + Send + Sync),
     ) -> Result<Option<Saved>> {
-        for _ in 0..WRITE_ATTEMPTS {
-            let mut data = current.data().clone();
+        self.update_attempts(sid, current, ttl, refresh, fenced, apply, WRITE_ATTEMPTS)
+            .await
+    }
+
+    /// [`update_existing`](Self::update_existing) with at most `attempts` writes.
+    #[allow(clippy::too_many_arguments)]
+    async fn update_attempts(
+        &self,
+        sid: &str,
+        mut current: Loaded,
+        ttl: Option<u64>,
+        refresh: bool,
+        fenced: bool,
+        apply: &(dyn Fn(&mut Map<String, Value>) -> Result<()> + Send + Sync),
+        attempts: u32,
+    ) -> Result<Option<Saved>> {
+        for _ in 0..attempts {
+            // The fresh data is ours to change: a conflict reloads it.
+            let (record, mut data) = current.into_parts();
             apply(&mut data)?;
-            // An owner tag made with an older key is re-made with the newest one at this
-            // write, as cookies are re-signed, so the old key can be retired later (ST2).
-            let base = match self.retagged(sid, current.record()).await? {
-                Some(owner) => std::borrow::Cow::Owned(Record {
-                    owner: Some(owner),
-                    ..current.record().clone()
-                }),
-                None => std::borrow::Cow::Borrowed(current.record()),
-            };
-            let refresh = refresh || base.owner != current.record().owner;
+            let text = serde_json::to_string(&data)?;
             match self
-                .gateway
-                .write(sid, &data, Base::Existing(&base), ttl, refresh)
+                .write_attempt(sid, record, data, text, ttl, refresh)
                 .await?
             {
-                Written::Gone => {
-                    // Its absolute time ran out (H9): destroyed by the write, never resurrected.
-                    self.announce_destroy(sid, EndReason::Expired).await?;
-                    return Ok(None);
-                }
-                Written::Unchanged => {
-                    let (record, _) = current.into_parts();
-                    return Ok(Some(Saved {
-                        loaded: Loaded::new(record, data),
-                        written: false,
-                    }));
-                }
-                Written::Stored {
-                    record,
-                    data_changed,
-                } => {
-                    self.announce_set(sid, record.expires_at, false, data_changed)
-                        .await?;
-                    self.retire_expired_mappings().await;
-                    return Ok(Some(Saved {
-                        loaded: Loaded::new(record, data),
-                        written: true,
-                    }));
-                }
-                Written::Conflict if fenced => return Err(Error::LeaseLost),
-                Written::Conflict => match self.load(sid).await? {
+                Attempt::Done(saved) => return Ok(saved),
+                Attempt::Conflict(..) if fenced => return Err(Error::LeaseLost),
+                Attempt::Conflict(..) => match self.load(sid).await? {
                     Some(fresh) => current = fresh,
                     None => {
                         self.mapping.detach(sid).await?;
@@ -674,6 +667,102 @@ impl Engine {
         Err(Error::Conflict {
             attempts: WRITE_ATTEMPTS,
         })
+    }
+
+    /// A socket handler's edit (S3): `edited` is `base`'s data as the handler left it, under
+    /// the caller's lock. The common case costs one serialization and one compare-and-set:
+    /// unchanged text writes nothing, and a record still at `base`'s version takes `edited`
+    /// whole (the same as applying the handler's changes to it). Only when another writer got
+    /// in between are the changes worked out (against `base`'s text) and applied key by key
+    /// to the fresh record, as [`update_existing`](Self::update_existing) does. `Ok(None)`:
+    /// the session is gone.
+    pub(crate) async fn save_edit(
+        &self,
+        sid: &str,
+        base: Record,
+        edited: Map<String, Value>,
+        fenced: bool,
+    ) -> Result<Option<Saved>> {
+        let text = serde_json::to_string(&edited)?;
+        if text == base.session {
+            return Ok(Some(Saved {
+                loaded: Loaded::new(base, edited),
+                written: false,
+            }));
+        }
+        let (base, edited) = match self
+            .write_attempt(sid, base, edited, text, None, false)
+            .await?
+        {
+            Attempt::Done(saved) => return Ok(saved),
+            Attempt::Conflict(..) if fenced => return Err(Error::LeaseLost),
+            Attempt::Conflict(base, edited) => (base, edited),
+        };
+        // Someone else wrote: this handler's changes onto their record.
+        let before = serde_json::from_str::<Map<String, Value>>(&base.session)?;
+        let changes = Changes::diff(&before, &edited);
+        let apply = move |fresh: &mut Map<String, Value>| {
+            changes.apply(&edited, fresh);
+            Ok(())
+        };
+        let Some(fresh) = self.load(sid).await? else {
+            self.mapping.detach(sid).await?;
+            return Ok(None);
+        };
+        // The first attempt counts: WRITE_ATTEMPTS in all, as for any other write.
+        self.update_attempts(sid, fresh, None, false, fenced, &apply, WRITE_ATTEMPTS - 1)
+            .await
+    }
+
+    /// One compare-and-set of `data` (serialized as `text`) over `record`, and what follows
+    /// a write (events, mapping expiry). `Conflict` hands `data` back.
+    async fn write_attempt(
+        &self,
+        sid: &str,
+        record: Record,
+        data: Map<String, Value>,
+        text: String,
+        ttl: Option<u64>,
+        refresh: bool,
+    ) -> Result<Attempt> {
+        // An owner tag made with an older key is re-made with the newest one at this
+        // write, as cookies are re-signed, so the old key can be retired later (ST2).
+        let base = match self.retagged(sid, &record).await? {
+            Some(owner) => std::borrow::Cow::Owned(Record {
+                owner: Some(owner),
+                ..record.clone()
+            }),
+            None => std::borrow::Cow::Borrowed(&record),
+        };
+        let refresh = refresh || base.owner != record.owner;
+        let written = self
+            .gateway
+            .write_text(sid, text, Base::Existing(&base), ttl, refresh)
+            .await?;
+        Ok(Attempt::Done(Some(match written {
+            Written::Gone => {
+                // Its absolute time ran out (H9): destroyed by the write, never resurrected.
+                self.announce_destroy(sid, EndReason::Expired).await?;
+                return Ok(Attempt::Done(None));
+            }
+            Written::Unchanged => Saved {
+                loaded: Loaded::new(record, data),
+                written: false,
+            },
+            Written::Stored {
+                record,
+                data_changed,
+            } => {
+                self.announce_set(sid, record.expires_at, false, data_changed)
+                    .await?;
+                self.retire_expired_mappings().await;
+                Saved {
+                    loaded: Loaded::new(record, data),
+                    written: true,
+                }
+            }
+            Written::Conflict => return Ok(Attempt::Conflict(record, data)),
+        })))
     }
 
     /// The newest-key owner tag for `record` of `sid` when its tag was made with an older key.

@@ -125,9 +125,18 @@ pub enum BridgeEvent {
     Remote(Box<BridgeEvent>),
 }
 
+/// Which events a subscriber takes (see [`SessionBridge::events_matching`](crate::SessionBridge::events_matching)).
+pub type EventFilter = fn(&BridgeEvent) -> bool;
+
+/// Every event.
+pub(crate) fn every_event(_: &BridgeEvent) -> bool {
+    true
+}
+
 /// Fan-out of events to subscribers.
 pub(crate) struct Events {
-    subscribers: Mutex<Vec<Weak<Mutex<Queue>>>>,
+    /// Each subscriber's filter (which events it takes) and queue.
+    subscribers: Mutex<Vec<(EventFilter, Weak<Mutex<Queue>>)>>,
     capacity: usize,
 }
 
@@ -151,20 +160,24 @@ impl Events {
         }
     }
 
-    pub(crate) fn subscribe(&self) -> EventStream {
+    pub(crate) fn subscribe(&self, filter: EventFilter) -> EventStream {
         let queue = Arc::new(Mutex::new(Queue {
             buf: VecDeque::new(),
             missed: 0,
             waker: None,
             closed: false,
         }));
-        lock(&self.subscribers).push(Arc::downgrade(&queue));
+        lock(&self.subscribers).push((filter, Arc::downgrade(&queue)));
         EventStream { queue }
     }
 
     pub(crate) fn publish(&self, event: BridgeEvent) {
         let mut subs = lock(&self.subscribers);
-        subs.retain(|weak| {
+        subs.retain(|(filter, weak)| {
+            // A subscriber that does not take this event is neither queued to nor woken.
+            if !filter(&event) {
+                return weak.strong_count() > 0;
+            }
             let Some(queue) = weak.upgrade() else {
                 return false;
             };
@@ -187,14 +200,14 @@ impl Events {
     #[cfg(test)]
     pub(crate) fn subscriber_count(&self) -> usize {
         let mut subs = lock(&self.subscribers);
-        subs.retain(|w| w.strong_count() > 0);
+        subs.retain(|(_, w)| w.strong_count() > 0);
         subs.len()
     }
 }
 
 impl Drop for Events {
     fn drop(&mut self) {
-        for weak in lock(&self.subscribers).drain(..) {
+        for (_, weak) in lock(&self.subscribers).drain(..) {
             if let Some(queue) = weak.upgrade() {
                 let waker = {
                     let mut q = lock(&queue);
@@ -292,7 +305,7 @@ mod tests {
     #[test]
     fn slow_subscriber_loses_oldest_and_counts_it() {
         let events = Events::new(2);
-        let mut slow = events.subscribe();
+        let mut slow = events.subscribe(every_event);
         for n in 0..5 {
             events.publish(BridgeEvent::Cleanup(n));
         }
@@ -305,8 +318,8 @@ mod tests {
     #[test]
     fn every_subscriber_gets_every_event_and_streams_end_on_drop() {
         let events = Events::new(8);
-        let a = events.subscribe();
-        let b = events.subscribe();
+        let a = events.subscribe(every_event);
+        let b = events.subscribe(every_event);
         events.publish(BridgeEvent::Cleanup(1));
         drop(events);
         let got_a: Vec<_> = futures::executor::block_on(a.collect());
@@ -316,9 +329,45 @@ mod tests {
     }
 
     #[test]
+    fn a_filtered_subscriber_is_neither_queued_to_nor_woken_by_other_events() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::{Context, Wake};
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let events = Events::new(2);
+        let mut big = events.subscribe(|e| matches!(e, BridgeEvent::Cleanup(n) if *n > 10));
+        let wakes = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(Arc::clone(&wakes));
+        assert!(
+            big.poll_next_unpin(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        for n in 0..5 {
+            events.publish(BridgeEvent::Cleanup(n));
+        }
+        assert_eq!(
+            wakes.0.load(Ordering::SeqCst),
+            0,
+            "refused events wake nobody"
+        );
+        assert_eq!(
+            (big.try_next(), big.missed()),
+            (None, 0),
+            "nor are they queued or missed"
+        );
+        events.publish(BridgeEvent::Cleanup(11));
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert_eq!(big.try_next(), Some(BridgeEvent::Cleanup(11)));
+    }
+
+    #[test]
     fn dropped_subscribers_are_forgotten() {
         let events = Events::new(8);
-        let a = events.subscribe();
+        let a = events.subscribe(every_event);
         assert_eq!(events.subscriber_count(), 1);
         drop(a);
         events.publish(BridgeEvent::Cleanup(1));

@@ -188,11 +188,23 @@ impl Gateway {
         ttl: Option<u64>,
         refresh: bool,
     ) -> Result<Written> {
+        let text = serde_json::to_string(data)?;
+        self.write_text(sid, text, base, ttl, refresh).await
+    }
+
+    /// [`write`](Self::write) of data already serialized as `text` (a JSON object).
+    pub(crate) async fn write_text(
+        &self,
+        sid: &str,
+        text: String,
+        base: Base<'_>,
+        ttl: Option<u64>,
+        refresh: bool,
+    ) -> Result<Written> {
         let previous = match base {
             Base::Existing(p) => Some(p),
             Base::New { .. } => None,
         };
-        let text = serde_json::to_string(data)?;
         if text.len() > self.max_session_bytes {
             return Err(Error::SessionTooLarge {
                 size: text.len(),

@@ -58,11 +58,22 @@ pub trait IdGen: Send + Sync + 'static {
 
 /// True when `id` has exactly `len` characters of the URL-safe base64 alphabet.
 pub(crate) fn is_url_safe_id(id: &str, len: usize) -> bool {
-    id.len() == len
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    // A table and a fold without an early exit: a few instructions per byte, and the
+    // same time for every id of that length.
+    id.len() == len && id.bytes().fold(true, |ok, b| ok & URL_SAFE[usize::from(b)])
 }
+
+/// The URL-safe base64 alphabet, by byte.
+static URL_SAFE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    table
+};
 
 /// 192-bit ids from the operating system's CSPRNG, URL-safe base64, 32 characters.
 ///

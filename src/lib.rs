@@ -36,7 +36,7 @@ pub use builder::SessionBridgeBuilder;
 pub use cookie::SameSite;
 pub use cookies::Key;
 pub use error::{Error, Result};
-pub use events::{BridgeEvent, EndReason, EventStream};
+pub use events::{BridgeEvent, EndReason, EventFilter, EventStream};
 pub use http_flow::RequestContext;
 pub use id::{ClientId, SessionId};
 pub use record::Record;

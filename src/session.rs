@@ -980,9 +980,8 @@ impl Session {
                 let Some(fresh) = engine.load(sid).await? else {
                     return Ok("gone");
                 };
-                let changes = st.changes.clone();
-                let ours = st.data.clone();
-                let reads = st.reads.clone();
+                // `st` is this commit's own copy: its parts move into the closure.
+                let (changes, ours, reads) = (st.changes, st.data, st.reads);
                 let check = !engine.last_writer_wins();
                 let apply = move |fresh: &mut Map<String, Value>| {
                     // H12: a key read and written here that someone changed meanwhile: refuse

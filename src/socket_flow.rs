@@ -9,7 +9,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::changes::Changes;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::gateway::Loaded;
@@ -446,9 +445,12 @@ impl SocketSession {
         let Some((sid, loaded, lock)) = self.acquire(span).await? else {
             return Ok(None);
         };
+        // The handler works on the loaded data itself; the record (its text) is the base the
+        // save compares with.
+        let (base, data) = loaded.into_parts();
         let mut ctx = SessionContext {
             session_id: SessionId::from(sid.as_str()),
-            data: loaded.data().clone(),
+            data,
             socket: SocketSession {
                 holding: Some(Arc::from(sid.as_str())),
                 ..self.clone()
@@ -464,7 +466,10 @@ impl SocketSession {
         let saved = if ctx.destroyed {
             self.engine.destroy(&sid).await.map(|_| true)
         } else {
-            self.save(&sid, loaded, &ctx.data, lock.is_shared()).await
+            self.engine
+                .save_edit(&sid, base, ctx.data, lock.is_shared())
+                .await
+                .map(|saved| saved.is_some())
         };
         drop(lock);
         // The session died while the handler ran (expired, destroyed by HTTP or by cleanup):
@@ -513,33 +518,5 @@ impl SocketSession {
         Err(Error::Contention {
             attempts: BIND_ATTEMPTS,
         })
-    }
-
-    /// Saves the handler's view key by key onto the fresh record; `false`: the session is
-    /// gone (never resurrected).
-    ///
-    /// `fenced`: the data was read under a nodes' lease, so a record moved meanwhile means the
-    /// lease lapsed (M2): refused, never merged.
-    async fn save(
-        &self,
-        sid: &str,
-        loaded: Loaded,
-        data: &Map<String, Value>,
-        fenced: bool,
-    ) -> Result<bool> {
-        let changes = Changes::diff(loaded.data(), data);
-        if changes.is_empty() {
-            return Ok(true);
-        }
-        let ours = data.clone();
-        let apply = move |fresh: &mut Map<String, Value>| {
-            changes.apply(&ours, fresh);
-            Ok(())
-        };
-        Ok(self
-            .engine
-            .update_existing(sid, loaded, None, false, fenced, &apply)
-            .await?
-            .is_some())
     }
 }

@@ -203,13 +203,23 @@ pub const SESSION_CHANGED: &str = "session:changed";
 /// ```
 pub async fn forward_session_changes<A: Adapter>(io: SocketIo<A>, bridge: SessionBridge) {
     use futures::StreamExt as _;
-    let mut events = bridge.events();
+    // Only writes of a browser's session wake this task.
+    let mut events = bridge.events_matching(|e| {
+        matches!(
+            e,
+            crate::BridgeEvent::SessionSet {
+                client_id: Some(_),
+                ..
+            }
+        )
+    });
     let mut missed = 0;
     while let Some(first) = events.next().await {
         // Coalesce a burst (100 increments in a row) into one push per browser: wait a
         // moment, then take everything that arrived meanwhile.
         futures_timer::Delay::new(PUSH_COALESCE).await;
-        let mut changed: Vec<(ClientId, bool)> = Vec::new();
+        // One entry per browser (a hash map: a window may hold the writes of many browsers).
+        let mut changed: hashbrown::HashMap<ClientId, bool> = hashbrown::HashMap::new();
         let mut note = |event: crate::BridgeEvent| {
             if let crate::BridgeEvent::SessionSet {
                 client_id: Some(client_id),
@@ -217,10 +227,7 @@ pub async fn forward_session_changes<A: Adapter>(io: SocketIo<A>, bridge: Sessio
                 ..
             } = event
             {
-                match changed.iter_mut().find(|(c, _)| *c == client_id) {
-                    Some((_, new)) => *new |= is_new,
-                    None => changed.push((client_id, is_new)),
-                }
+                *changed.entry(client_id).or_insert(false) |= is_new;
             }
         };
         note(first);
@@ -289,7 +296,9 @@ pub async fn forward_session_ends<A: Adapter>(
     on_end: OnSessionEnd,
 ) {
     use futures::StreamExt as _;
-    let mut events = bridge.events();
+    // Only session ends wake this task (not every write).
+    let mut events =
+        bridge.events_matching(|e| matches!(e, crate::BridgeEvent::SessionDestroy { .. }));
     let mut missed = 0;
     while let Some(event) = events.next().await {
         if events.missed() != missed {
