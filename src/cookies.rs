@@ -207,12 +207,47 @@ pub(crate) const MAX_CANDIDATES: usize = 8;
 /// allocates except the returned slices' vector.
 pub(crate) fn request_values<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
     let [values, _] = request_values_of(headers, [name, name]);
-    values
+    values.into_iter().collect()
+}
+
+/// Up to [`MAX_CANDIDATES`] values of one cookie name, kept inline: reading a request's
+/// cookies allocates nothing for them.
+pub(crate) struct Candidates<'h> {
+    values: [&'h str; MAX_CANDIDATES],
+    len: usize,
+}
+
+impl<'h> Candidates<'h> {
+    fn new() -> Self {
+        Self {
+            values: [""; MAX_CANDIDATES],
+            len: 0,
+        }
+    }
+
+    /// Keeps `value` unless [`MAX_CANDIDATES`] are kept already (C6).
+    fn push(&mut self, value: &'h str) {
+        if let Some(slot) = self.values.get_mut(self.len) {
+            *slot = value;
+            self.len += 1;
+        }
+    }
+}
+
+impl<'h> IntoIterator for Candidates<'h> {
+    type Item = &'h str;
+    type IntoIter = std::iter::Take<std::array::IntoIter<&'h str, MAX_CANDIDATES>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.values.into_iter().take(self.len)
+    }
 }
 
 /// [`request_values`] of two names in one pass over the headers.
-pub(crate) fn request_values_of<'h>(headers: &'h HeaderMap, names: [&str; 2]) -> [Vec<&'h str>; 2] {
-    let mut out = [Vec::new(), Vec::new()];
+pub(crate) fn request_values_of<'h>(
+    headers: &'h HeaderMap,
+    names: [&str; 2],
+) -> [Candidates<'h>; 2] {
+    let mut out = [Candidates::new(), Candidates::new()];
     let wanted = names.map(str::as_bytes);
     for value in headers.get_all(header::COOKIE) {
         let mut rest = value.as_bytes();
@@ -242,8 +277,8 @@ pub(crate) fn request_values_of<'h>(headers: &'h HeaderMap, names: [&str; 2]) ->
             let Ok(v) = std::str::from_utf8(v) else {
                 continue;
             };
-            if out[slot].len() < MAX_CANDIDATES {
-                out[slot].push(v);
+            if let Some(values) = out.get_mut(slot) {
+                values.push(v);
             }
         }
     }

@@ -119,6 +119,14 @@ impl Saved {
     }
 }
 
+/// What [`Engine::reload`] found of a live session.
+pub(crate) enum Reloaded {
+    /// The record the caller had seen, unchanged.
+    Same(Record),
+    /// Another record (parsed).
+    Changed(Loaded),
+}
+
 /// What one write attempt came to.
 enum Attempt {
     /// Written, unchanged, or gone (`None`).
@@ -375,9 +383,12 @@ impl Engine {
 
     /// [`lock`](Self::lock), recording the wait in `span`'s `lock_wait_us`.
     pub(crate) async fn lock_timed(&self, sid: &str, span: &tracing::Span) -> Result<Guard> {
-        let started = std::time::Instant::now();
+        // The clock is read only for a span someone listens to.
+        let started = (!span.is_disabled()).then(std::time::Instant::now);
         let guard = self.lock(sid).await;
-        span.record("lock_wait_us", crate::clock::micros_since(started));
+        if let Some(started) = started {
+            span.record("lock_wait_us", crate::clock::micros_since(started));
+        }
         guard
     }
 
@@ -388,12 +399,39 @@ impl Engine {
 
     /// GW1 plus its consequences: an expired or corrupt record is destroyed and announced.
     pub(crate) async fn load(&self, sid: &str) -> LoadResult {
-        match self.gateway.fetch(sid).await? {
+        let fetched = self.gateway.fetch(sid).await?;
+        Ok(match self.loaded_from(sid, fetched).await? {
+            Some(Reloaded::Changed(loaded)) => Some(loaded),
+            // `fetch` compares with nothing, so this does not come; parsed all the same.
+            Some(Reloaded::Same(record)) => match record.session_object() {
+                Ok(data) => Some(Loaded::new(record, data)),
+                Err(reason) => {
+                    return Err(Error::CorruptRecord {
+                        tag: self.gateway.tag(sid),
+                        reason,
+                    });
+                }
+            },
+            None => None,
+        })
+    }
+
+    /// [`load`](Self::load) under the session's lock of a session last seen as `seen`: when
+    /// the record still has `seen`'s version and text it is not parsed again (`Same`: its
+    /// data is what the caller parsed from `seen`).
+    pub(crate) async fn reload(&self, sid: &str, seen: &Record) -> Result<Option<Reloaded>> {
+        let fetched = self.gateway.fetch_unless_same(sid, Some(seen)).await?;
+        self.loaded_from(sid, fetched).await
+    }
+
+    async fn loaded_from(&self, sid: &str, fetched: Fetched) -> Result<Option<Reloaded>> {
+        match fetched {
             Fetched::Missing => {
                 self.announce_if_mapped(sid).await?;
                 Ok(None)
             }
-            Fetched::Live(loaded) => Ok(Some(loaded)),
+            Fetched::Live(loaded) => Ok(Some(Reloaded::Changed(loaded))),
+            Fetched::Same(record) => Ok(Some(Reloaded::Same(record))),
             Fetched::Expired => {
                 self.announce_destroy(sid, EndReason::Expired).await?;
                 Ok(None)
@@ -853,7 +891,7 @@ impl Engine {
                     self.announce_destroy(&sid, EndReason::Corrupt).await?;
                 }
                 Fetched::Missing => self.announce_if_mapped(&sid).await?,
-                Fetched::Live(_) => {}
+                Fetched::Live(_) | Fetched::Same(_) => {}
             }
         }
         self.gateway.optimize(cleared).await?;

@@ -50,6 +50,8 @@ pub(crate) enum Fetched {
     /// The record was corrupt and has been destroyed (GW1, X2).
     Corrupt(Error),
     Live(Loaded),
+    /// Live, with the text and version the caller had seen (`fetch_unless_same`).
+    Same(Record),
 }
 
 /// What `write` did.
@@ -147,6 +149,17 @@ impl Gateway {
 
     /// GW1: missing -> none; expired -> destroyed, none; not a JSON object -> destroyed, error.
     pub(crate) async fn fetch(&self, sid: &str) -> Result<Fetched> {
+        self.fetch_unless_same(sid, None).await
+    }
+
+    /// [`fetch`](Self::fetch), except that a live record whose text and version are `seen`'s
+    /// comes back as [`Fetched::Same`], not parsed again (its data is what the caller parsed
+    /// from `seen`).
+    pub(crate) async fn fetch_unless_same(
+        &self,
+        sid: &str,
+        seen: Option<&Record>,
+    ) -> Result<Fetched> {
         let Some(record) = self.store.get(sid).await? else {
             return Ok(Fetched::Missing);
         };
@@ -159,6 +172,10 @@ impl Gateway {
             } else {
                 Fetched::Missing
             });
+        }
+        if seen.is_some_and(|seen| seen.version == record.version && seen.session == record.session)
+        {
+            return Ok(Fetched::Same(record));
         }
         match record.session_object() {
             Ok(data) => Ok(Fetched::Live(Loaded { record, data })),

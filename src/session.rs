@@ -13,10 +13,11 @@ use tracing::Instrument as _;
 
 use crate::changes::Changes;
 use crate::cookies::append_set_cookie;
-use crate::engine::Engine;
 use crate::engine::SessionCookie;
+use crate::engine::{Engine, Reloaded};
 use crate::error::{Error, Result};
 use crate::events::EndReason;
+use crate::gateway::Loaded;
 use crate::id::{ClientId, SessionId};
 use crate::record::Record;
 
@@ -522,11 +523,19 @@ impl Session {
     /// A store error while loading.
     pub async fn data(&self) -> Result<Map<String, Value>> {
         self.with_data(|st| {
-            let keys: Vec<String> = st.data.keys().cloned().collect();
-            for key in &keys {
-                st.read(key);
+            // Every key counts as read (H12), as `State::read` records it, in one pass.
+            let State {
+                data,
+                reads,
+                changes,
+                ..
+            } = st;
+            for (key, value) in data.iter() {
+                if !changes.touches(key) && !reads.contains_key(key) {
+                    reads.insert(key.clone(), Some(value.clone()));
+                }
             }
-            st.data.clone()
+            data.clone()
         })
         .await
     }
@@ -670,32 +679,42 @@ impl Session {
     pub async fn update<R>(&self, f: impl FnOnce(&mut Map<String, Value>) -> R) -> Result<R> {
         self.ensure_loaded().await?;
         let engine = Arc::clone(&self.shared.engine);
+        // The stored session, and its data as this request read it when it has not changed
+        // it since (then an unchanged record need not be parsed again under the lock).
         let stored = {
             let st = self.state();
             match (&st.sid, &st.base, &st.moved_from) {
-                (Some(sid), Some(_), None) => Some(sid.clone()),
+                (Some(sid), Some(base), None) => Some((
+                    sid.clone(),
+                    st.changes
+                        .is_empty()
+                        .then(|| (base.clone(), st.data.clone())),
+                )),
                 _ => None,
             }
         };
-        if let Some(sid) = stored {
+        if let Some((sid, seen)) = stored {
             let _lock = engine.lock(&sid).await?;
-            if let Some(fresh) = engine.load(&sid).await? {
-                let mut ours = fresh.data().clone();
+            let fresh = match seen {
+                Some((base, data)) => match engine.reload(&sid, &base).await? {
+                    Some(Reloaded::Same(record)) => Some(Loaded::new(record, data)),
+                    Some(Reloaded::Changed(fresh)) => Some(fresh),
+                    None => None,
+                },
+                None => engine.load(&sid).await?,
+            };
+            if let Some(fresh) = fresh {
+                let (record, before) = fresh.into_parts();
+                let mut ours = before.clone();
                 let value = f(&mut ours);
-                let changes = Changes::diff(fresh.data(), &ours);
+                let changes = Changes::diff(&before, &ours);
                 if changes.is_empty() {
                     return Ok(value);
                 }
-                let apply = {
-                    let (changes, ours) = (changes.clone(), ours.clone());
-                    move |now: &mut Map<String, Value>| {
-                        changes.apply(&ours, now);
-                        Ok(())
-                    }
-                };
-                let saved = engine
-                    .update_existing(&sid, fresh, None, false, false, &apply)
-                    .await?;
+                drop(before);
+                // Under the lock the record is still `record` unless a writer that does not
+                // take it got in: then `save_edit` merges key by key (ST5).
+                let saved = engine.save_edit(&sid, record, ours, false).await?;
                 let mut st = self.state();
                 match saved {
                     Some(saved) => {
@@ -705,7 +724,7 @@ impl Session {
                         let stored = saved.loaded().data();
                         let mut data = stored.clone();
                         st.changes.apply(&st.data, &mut data);
-                        let written: Vec<String> = ours
+                        let written: Vec<String> = stored
                             .keys()
                             .chain(st.reads.keys())
                             .filter(|key| changes.touches(key))
@@ -800,7 +819,7 @@ impl Session {
             lock_wait_us = tracing::field::Empty,
             elapsed_us = tracing::field::Empty,
         );
-        let started = std::time::Instant::now();
+        let started = (!span.is_disabled()).then(std::time::Instant::now);
         let result = self
             .commit_inner(&span, headers, send_client_cookie, discard)
             .instrument(span.clone())
@@ -811,7 +830,9 @@ impl Session {
             Err(_) => "error",
         };
         span.record("outcome", outcome);
-        span.record("elapsed_us", crate::clock::micros_since(started));
+        if let Some(started) = started {
+            span.record("elapsed_us", crate::clock::micros_since(started));
+        }
         result.map(drop)
     }
 

@@ -422,7 +422,7 @@ impl SocketSession {
             lock_wait_us = tracing::field::Empty,
             elapsed_us = tracing::field::Empty,
         );
-        let started = std::time::Instant::now();
+        let started = (!span.is_disabled()).then(std::time::Instant::now);
         let result = self
             .run_inner(&span, handler)
             .instrument(span.clone())
@@ -434,7 +434,9 @@ impl SocketSession {
             Err(_) => "error",
         };
         span.record("outcome", outcome);
-        span.record("elapsed_us", crate::clock::micros_since(started));
+        if let Some(started) = started {
+            span.record("elapsed_us", crate::clock::micros_since(started));
+        }
         result
     }
 

@@ -229,12 +229,14 @@ pub fn port() -> u16 {
 
 /// `{ ok, clientId, sessionId, session }`, the body of `/api/session` and `/api/read`.
 pub async fn http_payload(session: &Session) -> session_bridge::Result<Value> {
-    Ok(json!({
+    let mut payload = json!({
         "ok": true,
         "clientId": session.client_id().as_str(),
         "sessionId": session.session_id().await?.as_ref().map(SessionId::as_str),
-        "session": session.data().await?,
-    }))
+    });
+    // The map itself: `json!` would serialize it into a copy.
+    payload["session"] = Value::Object(session.data().await?);
+    Ok(payload)
 }
 
 /// `GET /api/session[?reset=1]`.
