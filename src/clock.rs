@@ -13,10 +13,22 @@ pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Microseconds elapsed since `started`, for a span field (observability only: session time
-/// comes from the [`Clock`], GW5).
-pub(crate) fn micros_since(started: std::time::Instant) -> u64 {
-    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+/// A stopwatch for a span's duration fields (observability only: session time comes from the
+/// [`Clock`], GW5). It reads the system clock only when someone listens to the span.
+pub(crate) struct SpanTimer(Option<std::time::Instant>);
+
+impl SpanTimer {
+    pub(crate) fn start(span: &tracing::Span) -> Self {
+        Self((!span.is_disabled()).then(std::time::Instant::now))
+    }
+
+    /// Records the microseconds since [`start`](Self::start) in `span`'s `field`.
+    pub(crate) fn record(&self, span: &tracing::Span, field: &str) {
+        if let Some(started) = self.0 {
+            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            span.record(field, micros);
+        }
+    }
 }
 
 /// A boxed, sendable future, as returned by [`Clock::sleep`].

@@ -383,12 +383,9 @@ impl Engine {
 
     /// [`lock`](Self::lock), recording the wait in `span`'s `lock_wait_us`.
     pub(crate) async fn lock_timed(&self, sid: &str, span: &tracing::Span) -> Result<Guard> {
-        // The clock is read only for a span someone listens to.
-        let started = (!span.is_disabled()).then(std::time::Instant::now);
+        let timer = crate::clock::SpanTimer::start(span);
         let guard = self.lock(sid).await;
-        if let Some(started) = started {
-            span.record("lock_wait_us", crate::clock::micros_since(started));
-        }
+        timer.record(span, "lock_wait_us");
         guard
     }
 
@@ -693,12 +690,9 @@ impl Engine {
             {
                 Attempt::Done(saved) => return Ok(saved),
                 Attempt::Conflict(..) if fenced => return Err(Error::LeaseLost),
-                Attempt::Conflict(..) => match self.load(sid).await? {
+                Attempt::Conflict(..) => match self.reload_after_conflict(sid).await? {
                     Some(fresh) => current = fresh,
-                    None => {
-                        self.mapping.detach(sid).await?;
-                        return Ok(None);
-                    }
+                    None => return Ok(None),
                 },
             }
         }
@@ -743,8 +737,7 @@ impl Engine {
             changes.apply(&edited, fresh);
             Ok(())
         };
-        let Some(fresh) = self.load(sid).await? else {
-            self.mapping.detach(sid).await?;
+        let Some(fresh) = self.reload_after_conflict(sid).await? else {
             return Ok(None);
         };
         // The first attempt counts: WRITE_ATTEMPTS in all, as for any other write.
@@ -777,16 +770,16 @@ impl Engine {
             .gateway
             .write_text(sid, text, Base::Existing(&base), ttl, refresh)
             .await?;
-        Ok(Attempt::Done(Some(match written {
+        Ok(match written {
             Written::Gone => {
                 // Its absolute time ran out (H9): destroyed by the write, never resurrected.
                 self.announce_destroy(sid, EndReason::Expired).await?;
-                return Ok(Attempt::Done(None));
+                Attempt::Done(None)
             }
-            Written::Unchanged => Saved {
+            Written::Unchanged => Attempt::Done(Some(Saved {
                 loaded: Loaded::new(record, data),
                 written: false,
-            },
+            })),
             Written::Stored {
                 record,
                 data_changed,
@@ -794,13 +787,23 @@ impl Engine {
                 self.announce_set(sid, record.expires_at, false, data_changed)
                     .await?;
                 self.retire_expired_mappings().await;
-                Saved {
+                Attempt::Done(Some(Saved {
                     loaded: Loaded::new(record, data),
                     written: true,
-                }
+                }))
             }
-            Written::Conflict => return Ok(Attempt::Conflict(record, data)),
-        })))
+            Written::Conflict => Attempt::Conflict(record, data),
+        })
+    }
+
+    /// The fresh record after a write conflict; `None` (and the mapping detached) when the
+    /// session is gone meanwhile.
+    async fn reload_after_conflict(&self, sid: &str) -> LoadResult {
+        let fresh = self.load(sid).await?;
+        if fresh.is_none() {
+            self.mapping.detach(sid).await?;
+        }
+        Ok(fresh)
     }
 
     /// The newest-key owner tag for `record` of `sid` when its tag was made with an older key.

@@ -819,7 +819,7 @@ impl Session {
             lock_wait_us = tracing::field::Empty,
             elapsed_us = tracing::field::Empty,
         );
-        let started = (!span.is_disabled()).then(std::time::Instant::now);
+        let timer = crate::clock::SpanTimer::start(&span);
         let result = self
             .commit_inner(&span, headers, send_client_cookie, discard)
             .instrument(span.clone())
@@ -830,9 +830,7 @@ impl Session {
             Err(_) => "error",
         };
         span.record("outcome", outcome);
-        if let Some(started) = started {
-            span.record("elapsed_us", crate::clock::micros_since(started));
-        }
+        timer.record(&span, "elapsed_us");
         result.map(drop)
     }
 

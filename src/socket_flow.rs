@@ -422,7 +422,7 @@ impl SocketSession {
             lock_wait_us = tracing::field::Empty,
             elapsed_us = tracing::field::Empty,
         );
-        let started = (!span.is_disabled()).then(std::time::Instant::now);
+        let timer = crate::clock::SpanTimer::start(&span);
         let result = self
             .run_inner(&span, handler)
             .instrument(span.clone())
@@ -434,9 +434,7 @@ impl SocketSession {
             Err(_) => "error",
         };
         span.record("outcome", outcome);
-        if let Some(started) = started {
-            span.record("elapsed_us", crate::clock::micros_since(started));
-        }
+        timer.record(&span, "elapsed_us");
         result
     }
 
