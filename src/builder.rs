@@ -52,6 +52,7 @@ const YEAR: u64 = 365 * DAY;
 /// | `commit_on_server_error` | `false`: a 5xx response commits nothing |
 /// | `rotate_client_on_destroy` | `false`: a destroyed session's browser keeps its client id |
 /// | `last_writer_wins` | `false`: a commit whose read key changed meanwhile is a 409 (H12) |
+/// | `verified_cookie_memo` | 4096 values (0 ..= 2^20; 0: every cookie's MAC is checked on every request) |
 ///
 /// ```
 /// use session_bridge::{SameSite, SessionBridge};
@@ -86,6 +87,7 @@ pub struct SessionBridgeBuilder {
     client_key: Option<String>,
     client_max_age: Duration,
     client_always_roll: bool,
+    verified_cookie_memo: usize,
     auto_cleanup: bool,
     auto_cleanup_interval: Option<Duration>,
     max_session_bytes: usize,
@@ -122,6 +124,7 @@ impl Default for SessionBridgeBuilder {
             client_key: None,
             client_max_age: Duration::from_millis(YEAR),
             client_always_roll: true,
+            verified_cookie_memo: crate::cookies::DEFAULT_VERIFIED_SLOTS,
             auto_cleanup: false,
             auto_cleanup_interval: None,
             max_session_bytes: 64 * 1024,
@@ -422,6 +425,31 @@ impl SessionBridgeBuilder {
     /// ```
     pub fn client_always_roll(mut self, value: bool) -> Self {
         self.client_always_roll = value;
+        self
+    }
+
+    /// How many signed cookie values that verified are remembered, so a browser's next
+    /// request skips their MACs (default 4096, about 430 KB once full; `0` checks every MAC
+    /// on every request).
+    ///
+    /// Only values that verified are kept, matched on every byte in constant time and on
+    /// the cookie they verified for; the key ring never changes after `build`, so a
+    /// remembered value is one the ring accepts. Values longer than 96 bytes (ids of a custom
+    /// generator longer than 52 characters) are always verified.
+    ///
+    /// ```
+    /// # use session_bridge::SessionBridge;
+    /// let bridge = SessionBridge::builder().key("app.sid").keys([[7u8; 32]])
+    ///     .verified_cookie_memo(0) // every request pays its MACs
+    ///     .build();
+    /// assert!(bridge.is_ok());
+    /// let too_big = SessionBridge::builder().key("app.sid").keys([[7u8; 32]])
+    ///     .verified_cookie_memo(1 << 21)
+    ///     .build();
+    /// assert!(too_big.is_err());
+    /// ```
+    pub fn verified_cookie_memo(mut self, values: usize) -> Self {
+        self.verified_cookie_memo = values;
         self
     }
 
@@ -967,6 +995,12 @@ impl SessionBridgeBuilder {
                 "the id generator makes ids its own `is_valid` rejects (or ids with a `.`)",
             ));
         }
+        if self.verified_cookie_memo > crate::verified::MAX_SLOTS {
+            return Err(Error::option(
+                "verified_cookie_memo",
+                format!("at most {} values", crate::verified::MAX_SLOTS),
+            ));
+        }
         let mut keys = Vec::with_capacity(self.keys.len());
         for k in self.keys {
             keys.push(k?);
@@ -1018,7 +1052,8 @@ impl SessionBridgeBuilder {
             Arc::clone(&self.ids),
         )
         .browser_session(self.browser_session)
-        .client_cookie(client_max_age, self.client_always_roll);
+        .client_cookie(client_max_age, self.client_always_roll)
+        .verified_slots(self.verified_cookie_memo);
         let gateway = Gateway::new(store, self.clock, max_age, self.max_session_bytes, tag_key)
             .absolute_timeout(absolute_timeout);
         let engine = Engine::new(
@@ -1086,6 +1121,7 @@ impl std::fmt::Debug for SessionBridgeBuilder {
             .field("client_key", &self.client_key)
             .field("client_max_age", &self.client_max_age)
             .field("client_always_roll", &self.client_always_roll)
+            .field("verified_cookie_memo", &self.verified_cookie_memo)
             .field("auto_cleanup", &self.auto_cleanup)
             .field("auto_cleanup_interval", &self.auto_cleanup_interval)
             .field("max_session_bytes", &self.max_session_bytes)

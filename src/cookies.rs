@@ -17,6 +17,10 @@ use http::{HeaderMap, HeaderValue, header};
 
 use crate::error::Error;
 use crate::id::{IdGen, IdTag};
+use crate::verified::{CookieKind, VerifiedCache};
+
+/// Verified cookie values remembered per bridge by default (about 430 KB once full).
+pub(crate) const DEFAULT_VERIFIED_SLOTS: usize = 4096;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -157,6 +161,8 @@ impl KeyRing {
     }
 
     fn signature(key: &Key, name: &str, id: &str) -> HmacSha256 {
+        #[cfg(test)]
+        tests::MACS.with(|n| n.set(n.get() + 1));
         let mut mac = key.mac();
         mac.update(name.as_bytes());
         mac.update(b"=");
@@ -339,20 +345,46 @@ impl CookieAttrs {
     /// A `Set-Cookie` value. `max_age_ms`: `Some(0)` removes the cookie, `None` makes a
     /// browser-session cookie.
     pub(crate) fn set_cookie(&self, name: &str, value: &str, max_age_ms: Option<u64>) -> String {
-        use std::fmt::Write;
+        self.set_cookie_parts(name, &[value], max_age_ms)
+    }
+
+    /// [`set_cookie`](Self::set_cookie) with the value given in pieces, written into one
+    /// string of the exact length (it becomes the header's bytes without a copy).
+    fn set_cookie_parts(&self, name: &str, value: &[&str], max_age_ms: Option<u64>) -> String {
         // Not percent-encoded: names are validated tokens and values are URL-safe ids, and an
         // encoded NAME (`app|sid` -> `app%7Csid`) would come back as a name we never look for.
-        let mut out = String::with_capacity(
-            name.len() + value.len() + self.suffix.len() + self.expired.len() + 24,
-        );
+        const MAX_AGE: &str = "; Max-Age=";
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        let age = max_age_ms.map(|ms| {
+            let mut secs = ms / 1000;
+            loop {
+                start -= 1;
+                digits[start] = b'0' + (secs % 10) as u8;
+                secs /= 10;
+                if secs == 0 {
+                    break start;
+                }
+            }
+        });
+        let age_len = match (age, max_age_ms) {
+            (Some(start), Some(0)) => MAX_AGE.len() + digits.len() - start + self.expired.len(),
+            (Some(start), _) => MAX_AGE.len() + digits.len() - start,
+            _ => 0,
+        };
+        let value_len: usize = value.iter().map(|v| v.len()).sum();
+        let mut out =
+            String::with_capacity(name.len() + 1 + value_len + self.suffix.len() + age_len);
         out.push_str(name);
         out.push('=');
-        out.push_str(value);
+        for v in value {
+            out.push_str(v);
+        }
         out.push_str(&self.suffix);
-        if let Some(ms) = max_age_ms {
-            let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
-            let _ = write!(out, "; Max-Age={secs}");
-            if ms == 0 {
+        if let Some(start) = age {
+            out.push_str(MAX_AGE);
+            out.extend(digits[start..].iter().map(|d| char::from(*d)));
+            if max_age_ms == Some(0) {
                 out.push_str(&self.expired);
             }
         }
@@ -360,7 +392,6 @@ impl CookieAttrs {
     }
 }
 
-/// Appends one `Set-Cookie` header (never replaces others already set by the app).
 /// The cookie codec of one bridge: its two cookie names, attributes and signing, so every
 /// flow reads and writes cookies the same way (C1-C4, H1, H8).
 #[derive(Clone)]
@@ -376,6 +407,8 @@ pub(crate) struct CookieConfig {
     browser_session: bool,
     client_max_age: u64,
     client_always_roll: bool,
+    /// Values that verified, so a browser's next request skips their MACs (shared by clones).
+    verified: Arc<VerifiedCache>,
 }
 
 impl fmt::Debug for CookieConfig {
@@ -388,14 +421,17 @@ impl fmt::Debug for CookieConfig {
     }
 }
 
+/// A cookie's signature, kept inline (no allocation) so the cookie can be re-sent as it came.
+pub(crate) type Signature = [u8; SIG_LEN];
+
 /// A cookie id read from a request, and whether it must be re-signed with the newest key.
 #[derive(Clone)]
 pub(crate) struct ReadId {
     id: String,
     stale: bool,
-    /// The cookie's whole value when it verified with the newest key: re-sending it needs no
-    /// new signature (H1 `client_always_roll`).
-    raw: Option<String>,
+    /// The value's signature when it verified with the newest key: re-sending the cookie
+    /// needs no new MAC (H1 `client_always_roll`). `None` when unsigned or stale.
+    sig: Option<Signature>,
 }
 
 impl ReadId {
@@ -408,10 +444,15 @@ impl ReadId {
         (self.id, self.stale)
     }
 
-    /// The id, the stale flag, and the value to echo when it needs no re-signing.
-    pub(crate) fn into_parts_with_raw(self) -> (String, bool, Option<String>) {
-        (self.id, self.stale, self.raw)
+    /// The id, the stale flag, and the signature to echo when it needs no re-signing.
+    pub(crate) fn into_parts_with_sig(self) -> (String, bool, Option<Signature>) {
+        (self.id, self.stale, self.sig)
     }
+}
+
+/// The signature part of a verified `<id>.<sig>` value of `id_len` id characters.
+fn signature_of(value: &str, id_len: usize) -> Option<Signature> {
+    value.as_bytes().get(id_len + 1..)?.try_into().ok()
 }
 
 impl CookieConfig {
@@ -433,6 +474,20 @@ impl CookieConfig {
             browser_session: false,
             client_max_age: 365 * 24 * 3_600_000,
             client_always_roll: true,
+            verified: Arc::new(VerifiedCache::new(DEFAULT_VERIFIED_SLOTS)),
+        }
+    }
+
+    /// How many verified values are remembered (0: every cookie is verified every time).
+    pub(crate) fn verified_slots(mut self, slots: usize) -> Self {
+        self.verified = Arc::new(VerifiedCache::new(slots));
+        self
+    }
+
+    fn name(&self, kind: CookieKind) -> &str {
+        match kind {
+            CookieKind::Client => &self.client_name,
+            CookieKind::Session => &self.session_name,
         }
     }
 
@@ -484,12 +539,12 @@ impl CookieConfig {
 
     /// Every distinct client id the request's client cookies carry that verifies (H1, C4).
     pub(crate) fn read_clients(&self, headers: &HeaderMap) -> Vec<ReadId> {
-        self.read(headers, &self.client_name)
+        self.read(headers, CookieKind::Client)
     }
 
     /// Every distinct session id the request's session cookies carry that verifies (H2, C4).
     pub(crate) fn read_sessions(&self, headers: &HeaderMap) -> Vec<ReadId> {
-        self.read(headers, &self.session_name)
+        self.read(headers, CookieKind::Session)
     }
 
     /// The name of the client cookie (for a warning that names a cookie by name only).
@@ -498,14 +553,18 @@ impl CookieConfig {
     }
 
     /// Every candidate of cookie `name` that verifies, deduplicated by id, in order (C4).
-    fn read(&self, headers: &HeaderMap, name: &str) -> Vec<ReadId> {
-        self.verify_all(name, request_values(headers, name))
+    fn read(&self, headers: &HeaderMap, kind: CookieKind) -> Vec<ReadId> {
+        self.verify_all(kind, request_values(headers, self.name(kind)))
     }
 
-    fn verify_all<'v>(&self, name: &str, values: impl IntoIterator<Item = &'v str>) -> Vec<ReadId> {
+    fn verify_all<'v>(
+        &self,
+        kind: CookieKind,
+        values: impl IntoIterator<Item = &'v str>,
+    ) -> Vec<ReadId> {
         let mut out: Vec<ReadId> = Vec::new();
         for value in values {
-            if let Some(read) = self.verify_one(name, value)
+            if let Some(read) = self.verify_one(kind, value)
                 && !out.iter().any(|r| r.id == read.id)
             {
                 out.push(read);
@@ -514,44 +573,79 @@ impl CookieConfig {
         out
     }
 
-    /// The client cookie's candidates that verify (C4), and the session cookie's raw
-    /// candidates unverified (an HTTP request verifies them only if it touches the session),
-    /// from one pass over the `Cookie` headers.
+    /// The client cookie's candidate that verifies (C4; `true` when two different ids
+    /// verify: the caller reads everything again), and the session cookie's candidates
+    /// unverified, joined by `;` (an HTTP request verifies them only if it touches the
+    /// session), from one pass over the `Cookie` headers. Allocates only the two ids' texts.
     pub(crate) fn read_client_and_session_candidates(
         &self,
         headers: &HeaderMap,
-    ) -> (Vec<ReadId>, Vec<String>) {
+    ) -> (Option<ReadId>, bool, String) {
         let [clients, sessions] =
             request_values_of(headers, [&self.client_name, &self.session_name]);
-        (
-            self.verify_all(&self.client_name, clients),
-            sessions.into_iter().map(str::to_owned).collect(),
-        )
-    }
-
-    /// [`session_candidates`](Self::session_candidates) that verify, deduplicated (C4).
-    pub(crate) fn verify_sessions(&self, candidates: &[String]) -> Vec<ReadId> {
-        self.verify_all(&self.session_name, candidates.iter().map(String::as_str))
-    }
-
-    fn verify_one(&self, name: &str, value: &str) -> Option<ReadId> {
-        {
-            if self.signed {
-                self.keys
-                    .verify(name, value, self.ids.as_ref())
-                    .map(|v| ReadId {
-                        id: v.id,
-                        stale: v.stale_key,
-                        raw: (!v.stale_key).then(|| value.to_owned()),
-                    })
-            } else {
-                self.ids.is_valid(value).then(|| ReadId {
-                    id: value.to_owned(),
-                    stale: false,
-                    raw: Some(value.to_owned()),
-                })
+        let mut client: Option<ReadId> = None;
+        let mut several = false;
+        for value in clients {
+            if let Some(read) = self.verify_one(CookieKind::Client, value) {
+                match &client {
+                    None => client = Some(read),
+                    Some(first) if first.id != read.id => {
+                        several = true;
+                        break;
+                    }
+                    Some(_) => {}
+                }
             }
         }
+        // Cookie values never hold a `;` (C6 splits pairs at it).
+        let mut pending = String::new();
+        for (i, value) in sessions.into_iter().enumerate() {
+            if i > 0 {
+                pending.push(';');
+            }
+            pending.push_str(value);
+        }
+        (client, several, pending)
+    }
+
+    /// Session cookie candidates (as [`read_client_and_session_candidates`] joins them) that
+    /// verify, deduplicated (C4).
+    ///
+    /// [`read_client_and_session_candidates`]: Self::read_client_and_session_candidates
+    pub(crate) fn verify_sessions(&self, candidates: &str) -> Vec<ReadId> {
+        self.verify_all(CookieKind::Session, candidates.split(';'))
+    }
+
+    /// One candidate of cookie `kind` (C2): remembered values skip the MAC (see
+    /// [`VerifiedCache`]), others are verified and remembered when they pass.
+    fn verify_one(&self, kind: CookieKind, value: &str) -> Option<ReadId> {
+        if !self.signed {
+            return self.ids.is_valid(value).then(|| ReadId {
+                id: value.to_owned(),
+                stale: false,
+                sig: None,
+            });
+        }
+        let (id, stale) = match self.verified.lookup(kind, value) {
+            // A remembered value verified as `<id>.<sig>` with a 43-character signature.
+            Some(stale) => {
+                let id_len = value.len().checked_sub(SIG_LEN + 1)?;
+                (value.get(..id_len)?.to_owned(), stale)
+            }
+            None => {
+                let v = self
+                    .keys
+                    .verify(self.name(kind), value, self.ids.as_ref())?;
+                self.verified.remember(kind, value, v.stale_key);
+                (v.id, v.stale_key)
+            }
+        };
+        let sig = if stale {
+            None
+        } else {
+            signature_of(value, id.len())
+        };
+        Some(ReadId { id, stale, sig })
     }
 
     fn value(&self, name: &str, id: &str) -> String {
@@ -569,10 +663,18 @@ impl CookieConfig {
             .set_cookie(&self.client_name, &value, Some(self.client_max_age))
     }
 
-    /// `Set-Cookie` re-sending a client cookie value that verified with the newest key as is.
-    pub(crate) fn client_set_cookie_value(&self, value: &str) -> String {
-        self.attrs
-            .set_cookie(&self.client_name, value, Some(self.client_max_age))
+    /// `Set-Cookie` re-sending client cookie `<cid>.<sig>` as it came (it verified with the
+    /// newest key): no new MAC.
+    pub(crate) fn client_set_cookie_echo(&self, cid: &str, sig: &Signature) -> String {
+        match std::str::from_utf8(sig) {
+            Ok(sig) => self.attrs.set_cookie_parts(
+                &self.client_name,
+                &[cid, ".", sig],
+                Some(self.client_max_age),
+            ),
+            // A verified signature is base64url text; sign anew should that ever not hold.
+            Err(_) => self.client_set_cookie(cid),
+        }
     }
 
     /// `Set-Cookie` for the session cookie naming `sid`, living `ttl_ms` (H4, H11).
@@ -639,6 +741,79 @@ pub(crate) fn is_valid_cookie_name(name: &str) -> bool {
 mod tests {
     use super::*;
     use crate::id::{RandomIdGen, SequentialIdGen};
+
+    thread_local! {
+        /// MACs computed on this thread (signing and verifying).
+        pub(super) static MACS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    fn macs() -> usize {
+        MACS.with(std::cell::Cell::get)
+    }
+
+    fn codec(keys: &[u8], memo: usize) -> CookieConfig {
+        CookieConfig::new(
+            "app.sid".into(),
+            "app.sid.cid".into(),
+            CookieAttrs::new(true, true, Some(SameSite::Lax), "/".into(), None),
+            true,
+            ring(keys),
+            Arc::new(RandomIdGen),
+        )
+        .verified_slots(memo)
+    }
+
+    /// C2 with the memo: a value that verified skips its MAC the next time and reads the
+    /// same (id, stale key); a value that never verified, or verified only for the other
+    /// cookie (C1), is checked and refused every time.
+    #[test]
+    fn remembered_values_skip_the_mac_and_read_the_same() {
+        let old = codec(&[1], 0);
+        let bridge = codec(&[2, 1], 16);
+        let id = RandomIdGen.generate();
+        for (value, stale) in [
+            (bridge.value("app.sid", &id), false),
+            (old.value("app.sid", &id), true),
+        ] {
+            let first = bridge.verify_one(CookieKind::Session, &value).unwrap();
+            let before = macs();
+            let again = bridge.verify_one(CookieKind::Session, &value).unwrap();
+            assert_eq!(macs(), before, "the second read computes no MAC");
+            assert_eq!((first.id(), first.stale), (id.as_str(), stale));
+            assert_eq!((again.id(), again.stale), (id.as_str(), stale));
+            assert_eq!(again.sig, first.sig);
+            assert_eq!(
+                first.sig.is_some(),
+                !stale,
+                "a stale value is re-signed, not echoed"
+            );
+            let before = macs();
+            assert!(
+                bridge.verify_one(CookieKind::Client, &value).is_none(),
+                "C1"
+            );
+            assert!(
+                macs() > before,
+                "the other cookie's name goes through the MAC"
+            );
+        }
+        let session = bridge.value("app.sid", &id);
+        let mut forged = session.clone().into_bytes();
+        let last = forged.len() - 1;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        for _ in 0..2 {
+            let before = macs();
+            assert!(bridge.verify_one(CookieKind::Session, &forged).is_none());
+            assert!(macs() > before, "a forged value is checked every time");
+        }
+        let off = codec(&[2, 1], 0);
+        for _ in 0..2 {
+            let before = macs();
+            assert!(off.verify_one(CookieKind::Session, &session).is_some());
+            assert!(macs() > before, "memo off: every read computes the MAC");
+        }
+    }
 
     fn ring(keys: &[u8]) -> KeyRing {
         KeyRing::new(

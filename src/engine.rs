@@ -99,7 +99,8 @@ pub(crate) struct Shared {
 pub(crate) enum SessionCookie {
     Absent,
     Read(ReadId),
-    Pending(Vec<String>),
+    /// The candidates, unverified, joined by `;`.
+    Pending(String),
 }
 
 /// The state an update left: the record as stored and whether this call wrote it (H11: a
@@ -268,8 +269,9 @@ impl Engine {
         &self,
         headers: &http::HeaderMap,
     ) -> (Option<ReadId>, SessionCookie) {
-        let (clients, candidates) = self.cookies.read_client_and_session_candidates(headers);
-        if clients.len() > 1 {
+        let (client, several, candidates) =
+            self.cookies.read_client_and_session_candidates(headers);
+        if several {
             let (client, session) = self.read_ids(headers);
             return (
                 client,
@@ -281,7 +283,7 @@ impl Engine {
         } else {
             SessionCookie::Pending(candidates)
         };
-        (clients.into_iter().next(), session)
+        (client, session)
     }
 
     /// The session cookie of a request of client `cid`, verified now (C1, C2, C4): one value

@@ -56,8 +56,8 @@ impl RequestContext {
         let (client, session) = engine.read_ids_lazy(headers);
         let (cid, client_stale, client_new, echo) = match client {
             Some(read) => {
-                let (cid, stale, raw) = read.into_parts_with_raw();
-                (cid, stale, false, raw)
+                let (cid, stale, sig) = read.into_parts_with_sig();
+                (cid, stale, false, sig)
             }
             None => (engine.new_id(), false, true, None),
         };

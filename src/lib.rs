@@ -23,6 +23,7 @@ mod record;
 mod session;
 mod socket_flow;
 pub mod store;
+mod verified;
 // Leaves every layer uses.
 pub mod clock;
 pub mod error;

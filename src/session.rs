@@ -12,7 +12,7 @@ use http::HeaderMap;
 use tracing::Instrument as _;
 
 use crate::changes::Changes;
-use crate::cookies::append_set_cookie;
+use crate::cookies::{Signature, append_set_cookie};
 use crate::engine::SessionCookie;
 use crate::engine::{Engine, Reloaded};
 use crate::error::{Error, Result};
@@ -71,8 +71,10 @@ struct Shared {
     engine: Arc<Engine>,
     /// The request's session cookie, verified at the first load (never, if untouched).
     cookie: SessionCookie,
-    /// The client cookie's value when it verified with the newest key (re-sent as is).
-    client_echo: Option<String>,
+    /// The client id the request came with (or got, when it had none).
+    client: String,
+    /// The client cookie's signature when it verified with the newest key (re-sent as is).
+    client_sig: Option<Signature>,
     /// Serializes the first load when several tasks share the handle.
     load_gate: async_lock::Mutex<()>,
     state: Mutex<State>,
@@ -81,7 +83,9 @@ struct Shared {
 #[derive(Debug, Clone)]
 struct State {
     loaded: bool,
-    client_id: String,
+    /// The client id that replaced the request's (`regenerate`, a rotating `destroy`, H8):
+    /// the request's own id is then retired and never re-sent.
+    new_client: Option<String>,
     /// The session id the request's signed cookie names, once verified at the first load.
     cookie_sid: Option<String>,
     /// That cookie verified only with an older key (C2: re-signed at commit).
@@ -98,8 +102,6 @@ struct State {
     /// request's changes become the new session, and it is destroyed.
     moved_from: Option<String>,
     max_age: Option<u64>,
-    /// The client id `regenerate` replaced (H8): never re-sent again.
-    retired_client: Option<String>,
     /// H12: the stored value of each key this request read before writing it (`None`:
     /// absent), checked against the fresh record at commit.
     reads: BTreeMap<String, Option<Value>>,
@@ -118,19 +120,20 @@ impl State {
 impl Session {
     pub(crate) fn new(
         engine: Arc<Engine>,
-        client_id: String,
+        client: String,
         cookie: SessionCookie,
-        client_echo: Option<String>,
+        client_sig: Option<Signature>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 engine,
                 cookie,
-                client_echo,
+                client,
+                client_sig,
                 load_gate: async_lock::Mutex::new(()),
                 state: Mutex::new(State {
                     loaded: false,
-                    client_id,
+                    new_client: None,
                     cookie_sid: None,
                     cookie_stale: false,
                     sid: None,
@@ -140,7 +143,6 @@ impl Session {
                     destroy: Vec::new(),
                     moved_from: None,
                     max_age: None,
-                    retired_client: None,
                     reads: BTreeMap::new(),
                 }),
             }),
@@ -166,16 +168,17 @@ impl Session {
             return Ok(());
         }
         let _gate = self.shared.load_gate.lock().await;
-        let cid = {
+        let new_client = {
             let st = self.state();
             if st.loaded {
                 return Ok(());
             }
-            st.client_id.clone()
+            st.new_client.clone()
         };
+        let cid = new_client.as_deref().unwrap_or(&self.shared.client);
         let engine = &self.shared.engine;
         let (cookie_sid, cookie_stale) = match engine
-            .verify_session_cookie(&cid, &self.shared.cookie)
+            .verify_session_cookie(cid, &self.shared.cookie)
             .await?
         {
             Some(read) => {
@@ -184,7 +187,7 @@ impl Session {
             }
             None => (None, false),
         };
-        let loaded = engine.resolve(&cid, cookie_sid.as_deref()).await?;
+        let loaded = engine.resolve(cid, cookie_sid.as_deref()).await?;
         let mut st = self.state();
         st.cookie_stale = cookie_stale;
         if let Some(loaded) = loaded {
@@ -233,7 +236,8 @@ impl Session {
     /// # }).unwrap();
     /// ```
     pub fn client_id(&self) -> ClientId {
-        ClientId::from(self.state().client_id.clone())
+        let new_client = self.state().new_client.clone();
+        ClientId::from(new_client.unwrap_or_else(|| self.shared.client.clone()))
     }
 
     /// The session id (H6): `None` until the session exists or gets its first write. An
@@ -257,14 +261,15 @@ impl Session {
     /// A store error while loading.
     pub async fn session_id(&self) -> Result<Option<SessionId>> {
         self.ensure_loaded().await?;
-        let (cid, sid, is_new) = {
+        let (new_client, sid, is_new) = {
             let st = self.state();
-            (st.client_id.clone(), st.sid.clone(), st.base.is_none())
+            (st.new_client.clone(), st.sid.clone(), st.base.is_none())
         };
         if is_new {
             return Ok(sid.map(SessionId::from));
         }
-        let mapped = self.shared.engine.session_of(&cid).await?;
+        let cid = new_client.as_deref().unwrap_or(&self.shared.client);
+        let mapped = self.shared.engine.session_of(cid).await?;
         Ok(mapped.or(sid).map(SessionId::from))
     }
 
@@ -598,8 +603,7 @@ impl Session {
             st.changes = Changes::default();
             // H8 option: the browser leaves with a new client id too.
             if self.shared.engine.rotates_client_on_destroy() {
-                let old = std::mem::replace(&mut st.client_id, self.shared.engine.new_id());
-                st.retired_client.get_or_insert(old);
+                st.new_client = Some(self.shared.engine.new_id());
             }
         })
         .await
@@ -640,8 +644,7 @@ impl Session {
                 st.moved_from = Some(sid);
             }
             self.assign_id_if_new(st);
-            let old_client = std::mem::replace(&mut st.client_id, engine.new_id());
-            st.retired_client.get_or_insert(old_client);
+            st.new_client = Some(engine.new_id());
         })
         .await
     }
@@ -758,12 +761,15 @@ impl Session {
     /// verified with the newest key and is still this browser's id, else signed now.
     fn client_cookie(&self, cid: &str) -> String {
         let cfg = self.shared.engine.cookies();
-        match &self.shared.client_echo {
-            Some(raw) if raw.split_once('.').map_or(raw.as_str(), |(id, _)| id) == cid => {
-                cfg.client_set_cookie_value(raw)
-            }
+        match &self.shared.client_sig {
+            Some(sig) if cid == self.shared.client => cfg.client_set_cookie_echo(cid, sig),
             _ => cfg.client_set_cookie(cid),
         }
+    }
+
+    /// The client id `st` has retired (H8): the request's own, once it was replaced.
+    fn retired_client<'s>(&'s self, st: &State) -> Option<&'s str> {
+        st.new_client.as_ref().map(|_| self.shared.client.as_str())
     }
 
     /// The stored session this request was working on is gone: from here on it is a new one.
@@ -846,23 +852,22 @@ impl Session {
         if discard {
             // The browser keeps the client id it came with (a `regenerate` or a rotating
             // destroy is discarded with the rest).
-            let cid = {
-                let st = self.state();
-                st.retired_client.as_ref().unwrap_or(&st.client_id).clone()
-            };
-            if send_client_cookie && !engine.is_retired_client(&cid).await? {
-                append_set_cookie(headers, self.client_cookie(&cid));
+            let cid = self.shared.client.as_str();
+            if send_client_cookie && !engine.is_retired_client(cid).await? {
+                append_set_cookie(headers, self.client_cookie(cid));
             }
             return Ok("discarded");
         }
-        let (cid, rotated, loaded) = {
+        let (new_client, loaded) = {
             let st = self.state();
-            (st.client_id.clone(), st.retired_client.is_some(), st.loaded)
+            (st.new_client.clone(), st.loaded)
         };
+        let rotated = new_client.is_some();
+        let cid = new_client.as_deref().unwrap_or(&self.shared.client);
         // H1, H8: (re)send the client cookie, but never one that a `regenerate` replaced: a
         // request sent before the login response arrived would roll the browser back.
-        if (send_client_cookie || rotated) && !engine.is_retired_client(&cid).await? {
-            append_set_cookie(headers, self.client_cookie(&cid));
+        if (send_client_cookie || rotated) && !engine.is_retired_client(cid).await? {
+            append_set_cookie(headers, self.client_cookie(cid));
         }
         if !loaded {
             return Ok("untouched"); // H3: never touched
@@ -946,7 +951,7 @@ impl Session {
                     // It keeps its creation time: a regenerate never extends the absolute
                     // timeout (H9). `None`: that time ran out, nothing to move to.
                     let created = engine
-                        .create(&cid, &sid, &data, Some(ttl), Some(fresh_record.created_at))
+                        .create(cid, &sid, &data, Some(ttl), Some(fresh_record.created_at))
                         .await?;
                     created.map(|created| (sid, created))
                 };
@@ -954,7 +959,7 @@ impl Session {
                     .destroy_owned(from, owner_of(from), EndReason::Regenerated)
                     .await?;
                 destroy_ended().await?;
-                if let Some(old) = st.retired_client.as_deref() {
+                if let Some(old) = self.retired_client(&st) {
                     engine.retire_client(old).await?;
                 }
                 let cookie = match created {
@@ -968,9 +973,9 @@ impl Session {
             }
             // New session: stored only when non-empty (H4).
             (Some(sid), None) if !st.data.is_empty() => {
-                let created = engine.create(&cid, sid, &st.data, st.max_age, None).await?;
+                let created = engine.create(cid, sid, &st.data, st.max_age, None).await?;
                 destroy_ended().await?;
-                if let Some(old) = st.retired_client.as_deref() {
+                if let Some(old) = self.retired_client(&st) {
                     engine.retire_client(old).await?;
                 }
                 if let Some(created) = created {
@@ -1032,7 +1037,7 @@ impl Session {
                     append_set_cookie(headers, cfg.clear_session_cookie());
                     outcome = "destroyed";
                 }
-                if let Some(old) = st.retired_client.as_deref() {
+                if let Some(old) = self.retired_client(&st) {
                     engine.retire_client(old).await?;
                 }
             }
