@@ -118,6 +118,11 @@ impl Saved {
     pub(crate) fn written(&self) -> bool {
         self.written
     }
+
+    /// The record and data as stored now.
+    pub(crate) fn into_loaded(self) -> Loaded {
+        self.loaded
+    }
 }
 
 /// What [`Engine::reload`] found of a live session.
@@ -646,7 +651,8 @@ impl Engine {
 
     /// Whether `cid` was replaced by a `regenerate` in the last few minutes.
     pub(crate) async fn is_retired_client(&self, cid: &str) -> Result<bool> {
-        self.mapping.is_retired_client(cid, self.now()).await
+        // The clock is read only when some client was retired.
+        self.mapping.is_retired_client(cid, || self.now()).await
     }
 
     /// Writes `data` as the new state of an existing session, under the caller's lock,

@@ -86,10 +86,14 @@ impl Mapping {
         }
     }
 
-    pub(crate) async fn is_retired_client(&self, cid: &str, now: u64) -> Result<bool> {
+    pub(crate) async fn is_retired_client(
+        &self,
+        cid: &str,
+        now: impl FnOnce() -> u64,
+    ) -> Result<bool> {
         match self {
             Mapping::Memory(m) => Ok(m.is_retired(cid, now)),
-            Mapping::Shared(m) => m.is_retired_client(cid, now).await,
+            Mapping::Shared(m) => m.is_retired_client(cid, now()).await,
         }
     }
 

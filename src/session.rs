@@ -105,6 +105,11 @@ struct State {
     /// H12: the stored value of each key this request read before writing it (`None`:
     /// absent), checked against the fresh record at commit.
     reads: BTreeMap<String, Option<Value>>,
+    /// `data()` read every key: the value each had then is recorded in `reads` only when
+    /// something is about to change it ([`State::before_write`], [`State::settle_reads`]),
+    /// instead of copying every value at the read. Until then `data` still holds exactly
+    /// what was read for every key this request has not touched.
+    read_all: bool,
 }
 
 impl State {
@@ -113,6 +118,32 @@ impl State {
         if !self.changes.touches(key) && !self.reads.contains_key(key) {
             self.reads
                 .insert(key.to_owned(), self.data.get(key).cloned());
+        }
+    }
+
+    /// `key` is about to change: what a `data()` call saw of it becomes a recorded read
+    /// (it saw only the keys that were there).
+    fn before_write(&mut self, key: &str) {
+        if self.read_all && self.data.contains_key(key) {
+            self.read(key);
+        }
+    }
+
+    /// The whole data is about to change: every read a `data()` call made is recorded now.
+    fn settle_reads(&mut self) {
+        if !std::mem::take(&mut self.read_all) {
+            return;
+        }
+        let State {
+            data,
+            reads,
+            changes,
+            ..
+        } = self;
+        for (key, value) in data.iter() {
+            if !changes.touches(key) && !reads.contains_key(key) {
+                reads.insert(key.clone(), Some(value.clone()));
+            }
         }
     }
 }
@@ -144,6 +175,7 @@ impl Session {
                     moved_from: None,
                     max_age: None,
                     reads: BTreeMap::new(),
+                    read_all: false,
                 }),
             }),
         }
@@ -167,6 +199,11 @@ impl Session {
         if self.state().loaded {
             return Ok(());
         }
+        // Boxed: every accessor's future embeds this one, and the load is once per request.
+        Box::pin(self.load_once()).await
+    }
+
+    async fn load_once(&self) -> Result<()> {
         let _gate = self.shared.load_gate.lock().await;
         let new_client = {
             let st = self.state();
@@ -393,6 +430,7 @@ impl Session {
     pub async fn insert_value(&self, key: &str, value: Value) -> Result<()> {
         self.with_data(|st| {
             if st.data.get(key) != Some(&value) {
+                st.before_write(key);
                 st.data.insert(key.to_owned(), value.clone());
                 self.changed(st, key, Some(value));
             }
@@ -478,6 +516,7 @@ impl Session {
     pub async fn replace(&self, data: Map<String, Value>) -> Result<()> {
         self.with_data(|st| {
             if st.data != data {
+                st.settle_reads();
                 st.data = data;
                 st.changes = Changes::replacement();
                 self.assign_id_if_new(st);
@@ -528,19 +567,10 @@ impl Session {
     /// A store error while loading.
     pub async fn data(&self) -> Result<Map<String, Value>> {
         self.with_data(|st| {
-            // Every key counts as read (H12), as `State::read` records it, in one pass.
-            let State {
-                data,
-                reads,
-                changes,
-                ..
-            } = st;
-            for (key, value) in data.iter() {
-                if !changes.touches(key) && !reads.contains_key(key) {
-                    reads.insert(key.clone(), Some(value.clone()));
-                }
-            }
-            data.clone()
+            // Every key counts as read (H12); the values are recorded when they are about
+            // to change, not copied now.
+            st.read_all = true;
+            st.data.clone()
         })
         .await
     }
@@ -599,6 +629,7 @@ impl Session {
             if let Some(from) = st.moved_from.take() {
                 st.destroy.push(from);
             }
+            st.settle_reads();
             st.data.clear();
             st.changes = Changes::default();
             // H8 option: the browser leaves with a new client id too.
@@ -719,26 +750,24 @@ impl Session {
                 // take it got in: then `save_edit` merges key by key (ST5).
                 let saved = engine.save_edit(&sid, record, ours, false).await?;
                 let mut st = self.state();
+                // The data is replaced by what is stored now: what `data()` saw is recorded.
+                st.settle_reads();
                 match saved {
                     Some(saved) => {
                         // The request's own pending changes stay on top of what is stored
                         // now; what `f` wrote counts as read at its new value (it is not a
                         // stale read).
-                        let stored = saved.loaded().data();
-                        let mut data = stored.clone();
-                        st.changes.apply(&st.data, &mut data);
-                        let written: Vec<String> = stored
+                        let (record, mut data) = saved.into_loaded().into_parts();
+                        let written: Vec<(String, Option<Value>)> = data
                             .keys()
                             .chain(st.reads.keys())
                             .filter(|key| changes.touches(key))
-                            .cloned()
+                            .map(|key| (key.clone(), data.get(key).cloned()))
                             .collect();
-                        for key in written {
-                            let now = stored.get(&key).cloned();
-                            st.reads.insert(key, now);
-                        }
+                        st.changes.apply(&st.data, &mut data);
+                        st.reads.extend(written);
                         st.data = data;
-                        st.base = Some(saved.loaded().record().clone());
+                        st.base = Some(record);
                     }
                     None => Self::forget_stored(&mut st),
                 }
@@ -749,6 +778,7 @@ impl Session {
         }
         // Not in the store (new, moving in a regenerate, or gone): change it in place.
         let mut st = self.state();
+        st.settle_reads(); // `f` may change any key
         let before = st.data.clone();
         let value = f(&mut st.data);
         let changes = Changes::diff(&before, &st.data);
@@ -774,6 +804,7 @@ impl Session {
 
     /// The stored session this request was working on is gone: from here on it is a new one.
     fn forget_stored(st: &mut State) {
+        st.settle_reads();
         st.sid = None;
         st.base = None;
         st.data = Map::new();
@@ -847,8 +878,7 @@ impl Session {
         send_client_cookie: bool,
         discard: bool,
     ) -> Result<&'static str> {
-        let engine = Arc::clone(&self.shared.engine);
-        let cfg = engine.cookies();
+        let engine = &self.shared.engine;
         if discard {
             // The browser keeps the client id it came with (a `regenerate` or a rotating
             // destroy is discarded with the rest).
@@ -892,6 +922,21 @@ impl Session {
                 return Ok("unchanged");
             }
         }
+        // The rest is the write path: boxed, so the futures of every request (which embed
+        // this one and are moved by the framework) stay small.
+        Box::pin(self.commit_stored(span, headers, cid)).await
+    }
+
+    /// The write half of [`commit_inner`](Self::commit_inner): destroy, regenerate, create,
+    /// update (H4, H5, H8, H11, H12), each under the session's lock.
+    async fn commit_stored(
+        &self,
+        span: &tracing::Span,
+        headers: &mut HeaderMap,
+        cid: &str,
+    ) -> Result<&'static str> {
+        let engine = Arc::clone(&self.shared.engine);
+        let cfg = engine.cookies();
         let st = self.state().clone();
         let session_cookie_stale = st.cookie_stale;
 

@@ -87,6 +87,9 @@ pub struct SessionContext {
     data: Map<String, Value>,
     socket: SocketSession,
     destroyed: bool,
+    /// The handler asked to change the data: only then is it compared with the record and
+    /// saved (a read-only handler costs no serialization).
+    touched: bool,
 }
 
 /// Shows the shape only: ids and data are secrets.
@@ -167,6 +170,7 @@ impl SessionContext {
 
     /// Sets `key` to a JSON value.
     pub fn insert_value(&mut self, key: &str, value: Value) {
+        self.touched = true;
         self.data.insert(key.to_owned(), value);
     }
 
@@ -183,6 +187,7 @@ impl SessionContext {
 
     /// Removes `key`, returning its JSON value.
     pub fn remove_value(&mut self, key: &str) -> Option<Value> {
+        self.touched = true;
         self.data.remove(key)
     }
 
@@ -194,6 +199,7 @@ impl SessionContext {
     /// The whole session object, to change freely: it is saved after the handler if it
     /// changed.
     pub fn data_mut(&mut self) -> &mut Map<String, Value> {
+        self.touched = true;
         &mut self.data
     }
 
@@ -442,7 +448,9 @@ impl SocketSession {
     where
         F: AsyncFnOnce(&mut SessionContext) -> R,
     {
-        let Some((sid, loaded, lock)) = self.acquire(span).await? else {
+        // The look-up, lock and load, and the save below, are boxed: socketioxide spawns
+        // every handler's future, and the copy it makes grows with what the future holds.
+        let Some((sid, loaded, lock)) = Box::pin(self.acquire(span)).await? else {
             return Ok(None);
         };
         // The handler works on the loaded data itself; the record (its text) is the base the
@@ -456,6 +464,7 @@ impl SocketSession {
                 ..self.clone()
             },
             destroyed: false,
+            touched: false,
         };
         let value = handler(&mut ctx).await;
         // M2: the nodes' lease lapsed while the handler ran: another node may hold the
@@ -464,12 +473,18 @@ impl SocketSession {
             return Err(Error::LeaseLost);
         }
         let saved = if ctx.destroyed {
-            self.engine.destroy(&sid).await.map(|_| true)
+            Box::pin(self.engine.destroy(&sid)).await.map(|_| true)
+        } else if !ctx.touched {
+            // The data is the record's own: `save_edit` would find the same text and write
+            // nothing.
+            Ok(true)
         } else {
-            self.engine
-                .save_edit(&sid, base, ctx.data, lock.is_shared())
-                .await
-                .map(|saved| saved.is_some())
+            Box::pin(
+                self.engine
+                    .save_edit(&sid, base, ctx.data, lock.is_shared()),
+            )
+            .await
+            .map(|saved| saved.is_some())
         };
         drop(lock);
         // The session died while the handler ran (expired, destroyed by HTTP or by cleanup):

@@ -50,6 +50,98 @@ fn c2_rotated_keys_accept_old_cookies_and_resign_them() {
     });
 }
 
+/// C2 with the verified-cookie memo (`verified_cookie_memo`, on by default): a bridge that
+/// remembers the values that verified reads every cookie header exactly as one that checks
+/// every MAC every time: the same client id kept or replaced, the same session, the same
+/// cookies re-sent, for valid, repeated, swapped (C1), tampered and old-key values.
+#[test]
+fn c2_remembered_cookies_read_exactly_as_cookies_checked_every_time() {
+    block_on(async {
+        let clock = ManualClock::new(0);
+        let store = Arc::new(LiveStore::with_clock(clock.clone()));
+        let build = |keys: Vec<[u8; 32]>, memo: usize| {
+            SessionBridge::builder()
+                .key("app.sid")
+                .keys(keys)
+                .clock(clock.clone())
+                .store(Arc::clone(&store))
+                .verified_cookie_memo(memo)
+                .build()
+                .unwrap()
+        };
+        let remembering = build(vec![KEY_B, KEY_A], 4096);
+        let checking = build(vec![KEY_B, KEY_A], 0);
+        let mut fresh = Browser::new();
+        count(&mut fresh, &remembering).await;
+        let mut old = Browser::new();
+        count(&mut old, &build(vec![KEY_A], 0)).await;
+        let tamper = |v: &str| {
+            let mut b = v.as_bytes().to_vec();
+            let last = b.len() - 1;
+            b[last] = if b[last] == b'A' { b'B' } else { b'A' };
+            String::from_utf8(b).unwrap()
+        };
+        let (sid, cid) = (
+            fresh.get("app.sid").unwrap(),
+            fresh.get("app.sid.cid").unwrap(),
+        );
+        let (old_sid, old_cid) = (old.get("app.sid").unwrap(), old.get("app.sid.cid").unwrap());
+        let cases: Vec<(&str, String, String)> = vec![
+            ("valid", sid.to_owned(), cid.to_owned()),
+            ("swapped names", cid.to_owned(), sid.to_owned()),
+            ("tampered session", tamper(sid), cid.to_owned()),
+            ("tampered client", sid.to_owned(), tamper(cid)),
+            ("older key", old_sid.to_owned(), old_cid.to_owned()),
+        ];
+        // What a request with these cookies sees and answers.
+        let observe = async |bridge: &SessionBridge, session: &str, client: &str| {
+            let mut b = Browser::new();
+            b.set("app.sid", session);
+            b.set("app.sid.cid", client);
+            let ex = b
+                .request(bridge, |s| async move {
+                    (s.client_id().as_str().to_owned(), s.data().await.unwrap())
+                })
+                .await;
+            let (seen_cid, data) = ex.value.clone();
+            let client_cookie = ex.set_cookie("app.sid.cid").unwrap_or_default();
+            (
+                client.starts_with(&format!("{seen_cid}.")),
+                data,
+                client_cookie.starts_with(&format!("app.sid.cid={client};")),
+                ex.set_cookie("app.sid").is_some(),
+            )
+        };
+        for (case, session, client) in &cases {
+            let checked = observe(&checking, session, client).await;
+            // Twice: the first read verifies and remembers, the second is answered by the memo.
+            for round in 0..2 {
+                let remembered = observe(&remembering, session, client).await;
+                assert_eq!(remembered, checked, "{case}, round {round}");
+            }
+            let (kept_client, data, echoed, session_cookie) = checked;
+            let expected = match *case {
+                "valid" => (true, json!({ "n": 1 }), true, false),
+                "swapped names" => (false, json!({}), false, false),
+                "tampered session" => (true, json!({}), true, false),
+                "tampered client" => (false, json!({}), false, false),
+                // Verified with the older key: kept, re-signed with the newest (C2).
+                _ => (true, json!({ "n": 1 }), false, true),
+            };
+            assert_eq!(
+                (
+                    kept_client,
+                    serde_json::Value::Object(data),
+                    echoed,
+                    session_cookie
+                ),
+                expected,
+                "{case}"
+            );
+        }
+    });
+}
+
 #[test]
 fn c1_a_value_moved_to_another_cookie_name_fails() {
     block_on(async {

@@ -640,6 +640,68 @@ fn h12_a_read_then_write_that_raced_another_writer_is_a_conflict_not_a_lost_upda
     });
 }
 
+/// H12 through `data()`: every key it returned counts as read with the value it had then,
+/// whatever way the request later writes it (insert, remove, replace); a key that was absent
+/// from what `data()` returned was not read.
+#[test]
+fn h12_data_reads_every_key_it_returns_with_its_value_then() {
+    block_on(async {
+        type Write = fn(&session_bridge::Session) -> futures::future::BoxFuture<'_, ()>;
+        let writes: [(&str, Write); 3] = [
+            ("insert", |s| {
+                Box::pin(async move { s.insert("n", 100).await.unwrap() })
+            }),
+            ("remove", |s| {
+                Box::pin(async move {
+                    s.remove_value("n").await.unwrap();
+                })
+            }),
+            ("replace", |s| {
+                Box::pin(async move { s.replace(serde_json::Map::new()).await.unwrap() })
+            }),
+        ];
+        for (how, write) in writes {
+            let w = world();
+            let mut b = Browser::new();
+            count(&mut b, &w.bridge).await;
+            let headers = b.build_request().headers().clone();
+            let reader = w.bridge.begin_request(&headers);
+            let seen = reader.session().data().await.unwrap();
+            assert_eq!(seen["n"], 1);
+            // Another request changes `n` after `data()` returned it.
+            let other = w.bridge.begin_request(&headers);
+            other.session().insert("n", 7).await.unwrap();
+            other.commit(&mut http::HeaderMap::new()).await.unwrap();
+            write(reader.session()).await;
+            let err = reader
+                .commit(&mut http::HeaderMap::new())
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::ReadConflict), "{how}: {err:?}");
+            let n = b
+                .request(
+                    &w.bridge,
+                    |s| async move { s.get::<u64>("n").await.unwrap() },
+                )
+                .await
+                .value;
+            assert_eq!(n, Some(7), "{how}: the other writer's value stays");
+        }
+        // A key `data()` did not return was not read: creating it meanwhile is no conflict.
+        let w = world();
+        let mut b = Browser::new();
+        count(&mut b, &w.bridge).await;
+        let headers = b.build_request().headers().clone();
+        let reader = w.bridge.begin_request(&headers);
+        assert!(!reader.session().data().await.unwrap().contains_key("fresh"));
+        let other = w.bridge.begin_request(&headers);
+        other.session().insert("fresh", 1).await.unwrap();
+        other.commit(&mut http::HeaderMap::new()).await.unwrap();
+        reader.session().insert("fresh", 2).await.unwrap();
+        reader.commit(&mut http::HeaderMap::new()).await.unwrap();
+    });
+}
+
 /// H12: the atomic update runs at once under the session's lock on fresh data, so the same
 /// 20 interleaved requests give exactly +20; writes of other keys by the request still merge.
 #[test]

@@ -291,6 +291,50 @@ async fn s3_unchanged_sessions_are_not_written() {
     assert_eq!(store.writes(), writes);
 }
 
+/// S3: whichever way a handler changes the data (`insert_value`, `remove_value`, `data_mut`),
+/// the change is saved; a handler that asks for the data mutably but leaves it as it was
+/// writes nothing.
+#[tokio::test]
+async fn s3_every_way_of_changing_the_data_is_saved() {
+    let (bridge, store) = bridge_with_store();
+    let mut b = Browser::new();
+    http_count(&mut b, &bridge, "n").await;
+    let socket = bridge.bind_socket(&handshake(&b)).await.unwrap();
+    socket
+        .with_session(async |ctx| {
+            ctx.data_mut().insert("via_data_mut".into(), json!(1));
+        })
+        .await
+        .unwrap();
+    socket
+        .with_session(async |ctx| ctx.insert_value("via_insert", json!(2)))
+        .await
+        .unwrap();
+    socket
+        .with_session(async |ctx| ctx.remove_value("n"))
+        .await
+        .unwrap();
+    let seen = b
+        .request(&bridge, |s| async move { s.data().await.unwrap() })
+        .await
+        .value;
+    assert_eq!(
+        Value::Object(seen),
+        json!({ "via_data_mut": 1, "via_insert": 2 }),
+        "all three changes are stored"
+    );
+    let writes = store.writes();
+    socket
+        .with_session(async |ctx| {
+            let data = ctx.data_mut();
+            let v = data.remove("via_insert");
+            data.insert("via_insert".into(), v.unwrap_or_default());
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.writes(), writes, "same data, no write");
+}
+
 #[tokio::test]
 async fn s3_lock_entries_are_freed_10k_calls_on_1k_sessions() {
     let (bridge, _) = bridge_with_store();

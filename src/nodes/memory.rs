@@ -258,8 +258,10 @@ impl MemoryMap {
     }
 
     /// Whether `cid` was retired and `now` is before its `until`.
-    pub(crate) fn is_retired(&self, cid: &str, now: u64) -> bool {
-        self.retired().contains(cid, now)
+    /// `now` is called only when some client is remembered (most maps hold none).
+    pub(crate) fn is_retired(&self, cid: &str, now: impl FnOnce() -> u64) -> bool {
+        let retired = self.retired();
+        !retired.until.is_empty() && retired.contains(cid, now())
     }
 }
 
@@ -317,7 +319,7 @@ impl ClientMap for MemoryMap {
     }
 
     fn is_retired_client<'a>(&'a self, cid: &'a str, now: u64) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(ready(Ok(self.is_retired(cid, now))))
+        Box::pin(ready(Ok(self.is_retired(cid, || now))))
     }
 
     fn local_len(&self) -> usize {
