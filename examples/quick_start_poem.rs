@@ -71,6 +71,12 @@ fn bare() -> &'static str {
     "bare"
 }
 
+/// benches/load's floor for `/api/read`: its JSON from constants, outside the middleware.
+#[handler]
+fn bare_json() -> Json<serde_json::Value> {
+    Json(shared::reference_payload())
+}
+
 #[handler]
 fn index() -> Html<&'static str> {
     Html(shared::INDEX_HTML)
@@ -158,6 +164,7 @@ where
         .at("/plain", get(plain).with(session))
         .at("/vendor/socket.io.min.js", get(socket_io_js))
         .at("/bare", get(bare))
+        .at("/bare/json", get(bare_json))
         .nest_no_strip("/socket.io", socket_io);
 
     // `PORT=0` binds an ephemeral port: print the address really bound, flushed, so a test

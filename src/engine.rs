@@ -15,7 +15,7 @@ use crate::events::{BridgeEvent, EndReason, EventStream, Events};
 use crate::gateway::{Base, Fetched, Gateway, Loaded, Written};
 use crate::id::{ClientId, IdGen, IdTag};
 use crate::locks::{Guard, LockTable};
-use crate::mapping::Mapping;
+use crate::mapping::{Holder, Mapping};
 use crate::nodes::{Exclusion, Notice, NoticeBus};
 use crate::origin::OriginPolicy;
 use crate::record::Record;
@@ -476,13 +476,13 @@ impl Engine {
         let Some(sid) = cookie_sid else {
             return Ok(None);
         };
-        match self.mapping.client_id(sid).await? {
+        match self.mapping.holder(sid, cid).await? {
             // (a) already ours, if the record agrees (M1)
-            Some(owner) if owner == cid => self.load_owned(cid, sid).await,
+            Holder::This => self.load_owned(cid, sid).await,
             // (c) another client's, says the mapping; the record decides (M1): its owner tag
             // names this client only if the entry is stale or forged, and then the browser
             // keeps its session. Anyone else's cookie is ignored.
-            Some(_) => {
+            Holder::Other => {
                 let Some(loaded) = self.load(sid).await? else {
                     return Ok(None);
                 };
@@ -497,7 +497,7 @@ impl Engine {
                 self.announce_attached(cid, sid);
                 Ok(Some(loaded))
             }
-            None => {
+            Holder::Nobody => {
                 // (b) live, unclaimed and owned by this client: attach; (d) unknown: ignore.
                 // A live record owned by another client is never adopted: a tossed session
                 // cookie must not move a victim into the attacker's session (ST2).

@@ -7,6 +7,17 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::nodes::{ClientMap, MemoryMap};
 
+/// Who holds a session id in the mapping, as seen by one client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// That client.
+    This,
+    /// Another client.
+    Other,
+    /// No client.
+    Nobody,
+}
+
 pub(crate) enum Mapping {
     Memory(MemoryMap),
     Shared(Arc<dyn ClientMap>),
@@ -30,6 +41,18 @@ impl Mapping {
         match self {
             Mapping::Memory(m) => Ok(m.client_id(sid)),
             Mapping::Shared(m) => m.client_id(sid).await,
+        }
+    }
+
+    /// Who holds `sid`, as seen by client `cid` (H2).
+    pub(crate) async fn holder(&self, sid: &str, cid: &str) -> Result<Holder> {
+        match self {
+            Mapping::Memory(m) => Ok(m.holder(sid, cid)),
+            Mapping::Shared(m) => Ok(match m.client_id(sid).await? {
+                Some(owner) if owner == cid => Holder::This,
+                Some(_) => Holder::Other,
+                None => Holder::Nobody,
+            }),
         }
     }
 

@@ -86,9 +86,8 @@ struct State {
     /// The client id that replaced the request's (`regenerate`, a rotating `destroy`, H8):
     /// the request's own id is then retired and never re-sent.
     new_client: Option<String>,
-    /// The session id the request's signed cookie names, once verified at the first load.
-    cookie_sid: Option<String>,
-    /// That cookie verified only with an older key (C2: re-signed at commit).
+    /// The request's session cookie verified only with an older key (C2: re-signed at
+    /// commit).
     cookie_stale: bool,
     /// The session's id: the existing one, or the one a new session got at its first write.
     sid: Option<String>,
@@ -165,7 +164,6 @@ impl Session {
                 state: Mutex::new(State {
                     loaded: false,
                     new_client: None,
-                    cookie_sid: None,
                     cookie_stale: false,
                     sid: None,
                     base: None,
@@ -229,12 +227,11 @@ impl Session {
         st.cookie_stale = cookie_stale;
         if let Some(loaded) = loaded {
             // The cookie's id was resolved, so it is `Some` here.
-            st.sid = cookie_sid.clone();
+            st.sid = cookie_sid;
             let (record, data) = loaded.into_parts();
             st.data = data;
             st.base = Some(record);
         }
-        st.cookie_sid = cookie_sid;
         st.loaded = true;
         Ok(())
     }

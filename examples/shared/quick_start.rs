@@ -239,6 +239,18 @@ pub async fn http_payload(session: &Session) -> session_bridge::Result<Value> {
     Ok(payload)
 }
 
+/// benches/load's floor for `/api/read`: the same JSON (same keys, ids of the same length, the
+/// session object of a browser after one `/api/session`), built from constants without any
+/// session. `/api/read` can cost no less than this route plus the bridge's own work.
+pub fn reference_payload() -> Value {
+    json!({
+        "ok": true,
+        "clientId": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "sessionId": "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB",
+        "session": { "createdAt": 1_765_000_000_000_u64, "httpCount": 1 },
+    })
+}
+
 /// `GET /api/session[?reset=1]`.
 pub async fn api_session(session: &Session, reset: bool) -> session_bridge::Result<Value> {
     if reset {

@@ -17,6 +17,7 @@ use hashbrown::HashMap;
 use super::ClientMap;
 use crate::compact::{Cursor, Id, Index, pos, should_shrink};
 use crate::error::Result;
+use crate::mapping::Holder;
 
 /// How many entries one [`MemoryMap::due`] call examines.
 const DUE_SCAN: usize = 64;
@@ -199,6 +200,16 @@ impl MemoryMap {
             .map(|i| m.entries[i].cid.as_str().to_owned())
     }
 
+    /// Who holds `sid`, told about `cid` (no copy of the holder's id).
+    pub(crate) fn holder(&self, sid: &str, cid: &str) -> Holder {
+        let m = self.read();
+        match m.find_sid(sid) {
+            Some(i) if m.entries[i].cid.as_str() == cid => Holder::This,
+            Some(_) => Holder::Other,
+            None => Holder::Nobody,
+        }
+    }
+
     /// Links `cid` and `sid`, dropping whatever either was linked to before (1:1).
     pub(crate) fn attach(&self, cid: &str, sid: &str, expires_at: u64) {
         let mut m = self.write();
@@ -334,6 +345,15 @@ impl ClientMap for MemoryMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn holder_tells_this_client_from_another_and_from_nobody() {
+        let m = MemoryMap::default();
+        m.attach("c1", "s1", 10);
+        assert_eq!(m.holder("s1", "c1"), Holder::This);
+        assert_eq!(m.holder("s1", "c2"), Holder::Other);
+        assert_eq!(m.holder("s2", "c1"), Holder::Nobody);
+    }
 
     #[test]
     fn attach_is_one_to_one() {
