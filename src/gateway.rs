@@ -10,7 +10,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::id::IdTag;
 use crate::record::Record;
-use crate::store::DynStore;
+use crate::store::{DynStore, LiveStore, SyncStore};
 
 /// A live session as read from the store.
 #[derive(Debug, Clone)]
@@ -76,8 +76,59 @@ pub(crate) enum Written {
     Conflict,
 }
 
+/// The bridge's store. The built-in [`LiveStore`] is called directly: its calls answer at
+/// once, so a boxed future per call (what any other store costs, through [`DynStore`]) would
+/// be an allocation for nothing.
+struct StoreRef {
+    any: Arc<dyn DynStore>,
+    live: Option<Arc<LiveStore>>,
+}
+
+impl StoreRef {
+    fn new(store: Arc<dyn DynStore>) -> Self {
+        let live = Arc::clone(&store).into_any().downcast::<LiveStore>().ok();
+        Self { any: store, live }
+    }
+
+    async fn get(&self, sid: &str) -> Result<Option<Record>> {
+        match &self.live {
+            Some(live) => SyncStore::get(&**live, sid),
+            None => self.any.get(sid).await,
+        }
+    }
+
+    async fn create(&self, sid: &str, record: Record) -> Result<bool> {
+        match &self.live {
+            Some(live) => SyncStore::create(&**live, sid, record),
+            None => self.any.create(sid, record).await,
+        }
+    }
+
+    async fn update(&self, sid: &str, record: Record, expected: u64) -> Result<bool> {
+        match &self.live {
+            Some(live) => SyncStore::update(&**live, sid, record, expected),
+            None => self.any.update(sid, record, expected).await,
+        }
+    }
+
+    async fn destroy(&self, sid: &str) -> Result<bool> {
+        match &self.live {
+            Some(live) => SyncStore::destroy(&**live, sid),
+            None => self.any.destroy(sid).await,
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<String>> {
+        self.any.list().await
+    }
+
+    async fn optimize(&self, cleared: usize) -> Result<()> {
+        self.any.optimize(cleared).await
+    }
+}
+
 pub(crate) struct Gateway {
-    store: Arc<dyn DynStore>,
+    store: StoreRef,
     clock: Arc<dyn Clock>,
     default_ttl: u64,
     max_session_bytes: usize,
@@ -95,7 +146,7 @@ impl Gateway {
         tag_key: hmac::Hmac<sha2::Sha256>,
     ) -> Self {
         Self {
-            store,
+            store: StoreRef::new(store),
             clock,
             default_ttl,
             max_session_bytes,

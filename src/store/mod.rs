@@ -452,6 +452,8 @@ pub(crate) trait DynStore: Send + Sync + 'static {
     fn destroy<'a>(&'a self, sid: &'a str) -> BoxFuture<'a, Result<bool>>;
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>>>;
     fn optimize(&self, cleared: usize) -> BoxFuture<'_, Result<()>>;
+    /// The store as `Any`, so the gateway can call the built-in [`LiveStore`] directly.
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
 }
 
 impl<S: Store> DynStore for S {
@@ -477,5 +479,8 @@ impl<S: Store> DynStore for S {
     }
     fn optimize(&self, cleared: usize) -> BoxFuture<'_, Result<()>> {
         Box::pin(Store::optimize(self, cleared))
+    }
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
     }
 }
