@@ -21,6 +21,10 @@
 //! - session cookie: A's session is seen over HTTP and by a socket iff accepted and the id is
 //!   A's session id (B's session never is); the response sets a session cookie only when the
 //!   value verified with an older key, and then it is signed with the newest (C2).
+//!
+//! The handshake reads the same header after the HTTP request did, so a value that verified
+//! there is answered by the bridge's verified-cookie memo the second time: the oracle holds
+//! for the memo too.
 #![no_main]
 
 use arbitrary::Arbitrary;
