@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Browser, DAY, KEY_A, count, world, world_with};
+use common::{Browser, DAY, KEY_A, count, read_n, world, world_with};
 use futures::executor::block_on;
 use session_bridge::{
     BridgeEvent, Error, LiveStore, SessionBridge, clock::ManualClock, id::SequentialIdGen,
@@ -625,13 +625,7 @@ fn h12_a_read_then_write_that_raced_another_writer_is_a_conflict_not_a_lost_upda
             }
         }
         assert_eq!(ok, 1, "the first commit wins, the other 19 are told");
-        let n = b
-            .request(
-                &w.bridge,
-                |s| async move { s.get::<u64>("n").await.unwrap() },
-            )
-            .await
-            .value;
+        let n = read_n(&mut b, &w.bridge).await;
         assert_eq!(
             n,
             Some(2),
@@ -678,13 +672,7 @@ fn h12_data_reads_every_key_it_returns_with_its_value_then() {
                 .await
                 .unwrap_err();
             assert!(matches!(err, Error::ReadConflict), "{how}: {err:?}");
-            let n = b
-                .request(
-                    &w.bridge,
-                    |s| async move { s.get::<u64>("n").await.unwrap() },
-                )
-                .await
-                .value;
+            let n = read_n(&mut b, &w.bridge).await;
             assert_eq!(n, Some(7), "{how}: the other writer's value stays");
         }
         // A key `data()` did not return was not read: creating it meanwhile is no conflict.
@@ -755,13 +743,7 @@ fn h12_last_writer_wins_restores_the_old_behaviour() {
         }
         first.commit(&mut http::HeaderMap::new()).await.unwrap();
         second.commit(&mut http::HeaderMap::new()).await.unwrap();
-        let n = b
-            .request(
-                &w.bridge,
-                |s| async move { s.get::<u64>("n").await.unwrap() },
-            )
-            .await
-            .value;
+        let n = read_n(&mut b, &w.bridge).await;
         assert_eq!(
             n,
             Some(2),

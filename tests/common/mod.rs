@@ -328,6 +328,13 @@ pub fn world() -> World {
     world_with(|b| b)
 }
 
+/// The session's `n` as browser `b` reads it over HTTP.
+pub async fn read_n(b: &mut Browser, bridge: &SessionBridge) -> Option<u64> {
+    b.request(bridge, |s| async move { s.get::<u64>("n").await.unwrap() })
+        .await
+        .value
+}
+
 pub async fn count(b: &mut Browser, bridge: &SessionBridge) -> u64 {
     b.request(bridge, |s| async move {
         let n = s.get::<u64>("n").await.unwrap().unwrap_or(0) + 1;
