@@ -124,7 +124,7 @@ impl Default for SessionBridgeBuilder {
             client_key: None,
             client_max_age: Duration::from_millis(YEAR),
             client_always_roll: true,
-            verified_cookie_memo: crate::cookies::DEFAULT_VERIFIED_SLOTS,
+            verified_cookie_memo: crate::verified::DEFAULT_SLOTS,
             auto_cleanup: false,
             auto_cleanup_interval: None,
             max_session_bytes: 64 * 1024,

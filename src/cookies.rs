@@ -17,10 +17,7 @@ use http::{HeaderMap, HeaderValue, header};
 
 use crate::error::Error;
 use crate::id::{IdGen, IdTag};
-use crate::verified::{CookieKind, VerifiedCache};
-
-/// Verified cookie values remembered per bridge by default (about 430 KB once full).
-pub(crate) const DEFAULT_VERIFIED_SLOTS: usize = 4096;
+use crate::verified::{CookieKind, DEFAULT_SLOTS, VerifiedCache};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -474,7 +471,7 @@ impl CookieConfig {
             browser_session: false,
             client_max_age: 365 * 24 * 3_600_000,
             client_always_roll: true,
-            verified: Arc::new(VerifiedCache::new(DEFAULT_VERIFIED_SLOTS)),
+            verified: Arc::new(VerifiedCache::new(DEFAULT_SLOTS)),
         }
     }
 

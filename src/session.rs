@@ -1,5 +1,6 @@
 //! The HTTP session handle: a JSON object loaded on first use, with typed helpers.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -111,13 +112,23 @@ struct State {
     read_all: bool,
 }
 
+/// Records that the request saw `seen` under `key`, unless the key is its own write or was
+/// read before (the first read counts).
+fn note_read(
+    reads: &mut BTreeMap<String, Option<Value>>,
+    changes: &Changes,
+    key: &str,
+    seen: Option<&Value>,
+) {
+    if !changes.touches(key) && !reads.contains_key(key) {
+        reads.insert(key.to_owned(), seen.cloned());
+    }
+}
+
 impl State {
     /// Remembers what the request saw of `key`, unless it is its own write.
     fn read(&mut self, key: &str) {
-        if !self.changes.touches(key) && !self.reads.contains_key(key) {
-            self.reads
-                .insert(key.to_owned(), self.data.get(key).cloned());
-        }
+        note_read(&mut self.reads, &self.changes, key, self.data.get(key));
     }
 
     /// `key` is about to change: what a `data()` call saw of it becomes a recorded read
@@ -140,9 +151,7 @@ impl State {
             ..
         } = self;
         for (key, value) in data.iter() {
-            if !changes.touches(key) && !reads.contains_key(key) {
-                reads.insert(key.clone(), Some(value.clone()));
-            }
+            note_read(reads, changes, key, Some(value));
         }
     }
 }
@@ -203,17 +212,13 @@ impl Session {
 
     async fn load_once(&self) -> Result<()> {
         let _gate = self.shared.load_gate.lock().await;
-        let new_client = {
-            let st = self.state();
-            if st.loaded {
-                return Ok(());
-            }
-            st.new_client.clone()
-        };
-        let cid = new_client.as_deref().unwrap_or(&self.shared.client);
+        if self.state().loaded {
+            return Ok(());
+        }
+        let cid = self.current_client();
         let engine = &self.shared.engine;
         let (cookie_sid, cookie_stale) = match engine
-            .verify_session_cookie(cid, &self.shared.cookie)
+            .verify_session_cookie(&cid, &self.shared.cookie)
             .await?
         {
             Some(read) => {
@@ -222,7 +227,7 @@ impl Session {
             }
             None => (None, false),
         };
-        let loaded = engine.resolve(cid, cookie_sid.as_deref()).await?;
+        let loaded = engine.resolve(&cid, cookie_sid.as_deref()).await?;
         let mut st = self.state();
         st.cookie_stale = cookie_stale;
         if let Some(loaded) = loaded {
@@ -270,8 +275,7 @@ impl Session {
     /// # }).unwrap();
     /// ```
     pub fn client_id(&self) -> ClientId {
-        let new_client = self.state().new_client.clone();
-        ClientId::from(new_client.unwrap_or_else(|| self.shared.client.clone()))
+        ClientId::from(self.current_client().into_owned())
     }
 
     /// The session id (H6): `None` until the session exists or gets its first write. An
@@ -295,15 +299,18 @@ impl Session {
     /// A store error while loading.
     pub async fn session_id(&self) -> Result<Option<SessionId>> {
         self.ensure_loaded().await?;
-        let (new_client, sid, is_new) = {
+        let (sid, is_new) = {
             let st = self.state();
-            (st.new_client.clone(), st.sid.clone(), st.base.is_none())
+            (st.sid.clone(), st.base.is_none())
         };
         if is_new {
             return Ok(sid.map(SessionId::from));
         }
-        let cid = new_client.as_deref().unwrap_or(&self.shared.client);
-        let mapped = self.shared.engine.session_of(cid).await?;
+        let mapped = self
+            .shared
+            .engine
+            .session_of(&self.current_client())
+            .await?;
         Ok(mapped.or(sid).map(SessionId::from))
     }
 
@@ -794,6 +801,15 @@ impl Session {
         }
     }
 
+    /// The client id this request answers with now: the one that replaced the request's
+    /// (`regenerate`, a rotating `destroy`, H8), else the request's own.
+    fn current_client(&self) -> Cow<'_, str> {
+        match self.state().new_client.clone() {
+            Some(new) => Cow::Owned(new),
+            None => Cow::Borrowed(&self.shared.client),
+        }
+    }
+
     /// The client id `st` has retired (H8): the request's own, once it was replaced.
     fn retired_client<'s>(&'s self, st: &State) -> Option<&'s str> {
         st.new_client.as_ref().map(|_| self.shared.client.as_str())
@@ -885,16 +901,15 @@ impl Session {
             }
             return Ok("discarded");
         }
-        let (new_client, loaded) = {
+        let (loaded, rotated) = {
             let st = self.state();
-            (st.new_client.clone(), st.loaded)
+            (st.loaded, st.new_client.is_some())
         };
-        let rotated = new_client.is_some();
-        let cid = new_client.as_deref().unwrap_or(&self.shared.client);
+        let cid = self.current_client();
         // H1, H8: (re)send the client cookie, but never one that a `regenerate` replaced: a
         // request sent before the login response arrived would roll the browser back.
-        if (send_client_cookie || rotated) && !engine.is_retired_client(cid).await? {
-            append_set_cookie(headers, self.client_cookie(cid));
+        if (send_client_cookie || rotated) && !engine.is_retired_client(&cid).await? {
+            append_set_cookie(headers, self.client_cookie(&cid));
         }
         if !loaded {
             return Ok("untouched"); // H3: never touched
@@ -921,7 +936,7 @@ impl Session {
         }
         // The rest is the write path: boxed, so the futures of every request (which embed
         // this one and are moved by the framework) stay small.
-        Box::pin(self.commit_stored(span, headers, cid)).await
+        Box::pin(self.commit_stored(span, headers, &cid)).await
     }
 
     /// The write half of [`commit_inner`](Self::commit_inner): destroy, regenerate, create,
@@ -932,7 +947,7 @@ impl Session {
         headers: &mut HeaderMap,
         cid: &str,
     ) -> Result<&'static str> {
-        let engine = Arc::clone(&self.shared.engine);
+        let engine = &self.shared.engine;
         let cfg = engine.cookies();
         let st = self.state().clone();
         let session_cookie_stale = st.cookie_stale;

@@ -23,6 +23,9 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 /// The longest cookie value the memo keeps: a 52-character id, the dot, a 43-character MAC.
 pub(crate) const MAX_VALUE: usize = 96;
 
+/// Values remembered per bridge by default (about 430 KB once full).
+pub(crate) const DEFAULT_SLOTS: usize = 4096;
+
 /// The largest memo the builder accepts.
 pub(crate) const MAX_SLOTS: usize = 1 << 20;
 
