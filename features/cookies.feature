@@ -63,6 +63,25 @@ Feature: Cookie wire format — signed ids bound to their cookie name
       | app.sid.cid={Bob's client cookie}; app.sid.cid={Alice's client cookie}; app.sid={Alice's session cookie} |
 
   @C4
+  Scenario: Two complete pairs that both belong together trust neither, whatever the order
+    Given Alice has a session holding n = 1
+    And Bob has a session holding n = 7
+    When requests arrive, one with each of these Cookie headers, and read the session:
+      | case               | header                                                                                                                                   |
+      | Bob's pair first   | app.sid.cid={Bob's client cookie}; app.sid={Bob's session cookie}; app.sid.cid={Alice's client cookie}; app.sid={Alice's session cookie} |
+      | Alice's pair first | app.sid.cid={Alice's client cookie}; app.sid={Alice's session cookie}; app.sid.cid={Bob's client cookie}; app.sid={Bob's session cookie} |
+      | interleaved        | app.sid={Bob's session cookie}; app.sid.cid={Alice's client cookie}; app.sid={Alice's session cookie}; app.sid.cid={Bob's client cookie} |
+    Then every one of those requests succeeded with an empty session and no session cookie
+
+  @C6
+  Scenario: Junk values of the session cookie cannot push the real one out of the candidates
+    Given Alice has a session holding n = 1
+    When a request arrives with these Cookie headers and reads the session:
+      | app.sid=1; app.sid=2; app.sid=3; app.sid=4; app.sid=5; app.sid=6; app.sid=7; app.sid=8; app.sid=9.9; app.sid.cid={Alice's client cookie}; app.sid={Alice's session cookie} |
+    Then the request succeeded
+    And the session is {"n":1}
+
+  @C4
   Scenario: Two verified values of one name that no pair ties together are both distrusted
     Given Alice has a session holding n = 1
     And Bob has a session holding n = 7

@@ -79,6 +79,23 @@ Feature: HTTP flow — one session per browser, carried by two signed cookies
     Then the session is {}
     And the response sets no session cookie
 
+  @H2 @H8
+  Scenario: Creating a session with only a held client cookie gives a new client id, never moves the client
+    Given Alice has a session holding n = 1
+    And Mallory copies Alice's client cookie
+    When Mallory sends a request that sets who to "planted"
+    Then Mallory got a new client id
+    And Alice's client id is mapped to Alice's session id
+    When Alice sends a request that reads the session
+    Then the session is {"n":1}
+
+  @H2 @H8
+  Scenario: A browser that destroys its own session and writes again keeps its client id
+    Given Alice has a session holding n = 1
+    When Alice sends a request that destroys the session
+    And Alice sends a request that sets n to 2
+    Then Alice kept her client id
+
   @H2d @C3
   Scenario: An unknown session id is never adopted, even when it is well formed
     Given the bridge option "signed" is off

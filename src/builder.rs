@@ -51,6 +51,7 @@ const YEAR: u64 = 365 * DAY;
 /// | `absolute_timeout` | none (1 minute ..= 400 days): a session dies that long after its creation, whatever refreshed it |
 /// | `commit_on_server_error` | `false`: a 5xx response commits nothing |
 /// | `rotate_client_on_destroy` | `false`: a destroyed session's browser keeps its client id |
+/// | `sockets_follow_client` | `true`: a socket follows its client's later sessions (S1) |
 /// | `last_writer_wins` | `false`: a commit whose read key changed meanwhile is a 409 (H12) |
 /// | `verified_cookie_memo` | 4096 values (0 ..= 2^20; 0: every cookie's MAC is checked on every request) |
 ///
@@ -97,6 +98,7 @@ pub struct SessionBridgeBuilder {
     absolute_timeout: Option<Duration>,
     commit_on_server_error: bool,
     rotate_client_on_destroy: bool,
+    sockets_follow_client: bool,
     last_writer_wins: bool,
     client_map: Option<Arc<dyn ClientMap>>,
     exclusion: Option<Arc<dyn Exclusion>>,
@@ -134,6 +136,7 @@ impl Default for SessionBridgeBuilder {
             absolute_timeout: None,
             commit_on_server_error: false,
             rotate_client_on_destroy: false,
+            sockets_follow_client: true,
             last_writer_wins: false,
             client_map: None,
             exclusion: None,
@@ -878,8 +881,43 @@ impl SessionBridgeBuilder {
 
     /// H8: whether destroying a session also gives the browser a new client id (default
     /// `false`, as in the original: an open socket then follows the browser's next session).
+    ///
+    /// `true` also ends what a stolen client cookie can reach after a logout: a socket (even
+    /// one that proved its pair) never follows the browser's next session, and the browser's
+    /// next session never lands on the stolen id. The page reconnects its socket after a
+    /// logout to see the next session.
     pub fn rotate_client_on_destroy(mut self, on: bool) -> Self {
         self.rotate_client_on_destroy = on;
+        self
+    }
+
+    /// S1, S2: whether a socket follows its client's later sessions (default `true`, the
+    /// original's promise: a session created or re-created over HTTP after the page opened its
+    /// socket is seen by that socket). A socket follows only if it proved its (client,
+    /// session) pair at the handshake, or its client held no live session then.
+    ///
+    /// `false`: a socket sees only the session it proved with both cookies at its handshake,
+    /// never a later one, so a client cookie stolen while the browser was anonymous reaches
+    /// no session through a socket. The page reconnects its socket to see a new session (the
+    /// socketioxide glue's `session:ended` and `session:changed` pushes tell it when).
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let bridge = session_bridge::SessionBridge::builder()
+    ///     .key("app.sid")
+    ///     .keys([[7u8; 32]])
+    ///     .sockets_follow_client(false)
+    ///     .build()?;
+    /// let mut browser = session_bridge::testing::Browser::new();
+    /// let socket = browser.socket(&bridge).await?; // an anonymous page's socket
+    /// browser.request(&bridge, async |s| s.insert("cart", [1]).await).await??;
+    /// assert_eq!(socket.session_id().await?, None, "not the session created after it");
+    /// assert!(browser.socket(&bridge).await?.session_id().await?.is_some(), "a new socket sees it");
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn sockets_follow_client(mut self, on: bool) -> Self {
+        self.sockets_follow_client = on;
         self
     }
 
@@ -1063,6 +1101,7 @@ impl SessionBridgeBuilder {
             Policy::new(self.rolling, self.renew)
                 .commit_on_server_error(self.commit_on_server_error)
                 .rotate_client_on_destroy(self.rotate_client_on_destroy)
+                .sockets_follow_client(self.sockets_follow_client)
                 .last_writer_wins(self.last_writer_wins),
             OriginPolicy::new(self.allowed_origins).https(self.secure),
             self.event_buffer,
@@ -1127,6 +1166,8 @@ impl std::fmt::Debug for SessionBridgeBuilder {
             .field("max_session_bytes", &self.max_session_bytes)
             .field("event_buffer", &self.event_buffer)
             .field("allowed_origins", &self.allowed_origins)
+            .field("rotate_client_on_destroy", &self.rotate_client_on_destroy)
+            .field("sockets_follow_client", &self.sockets_follow_client)
             .field("shared_client_map", &self.client_map.is_some())
             .field("exclusion", &self.exclusion.is_some())
             .field("notices", &self.notices.is_some())

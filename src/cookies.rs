@@ -199,17 +199,22 @@ impl KeyRing {
 }
 
 /// At most this many values of one cookie name are verified per request (C6): a header
-/// stuffed with candidates costs a bounded number of MACs.
+/// stuffed with candidates costs a bounded number of MACs. Only values of the right shape
+/// count towards it, so junk values cannot push a real cookie out.
 pub(crate) const MAX_CANDIDATES: usize = 8;
 
-/// The values of cookie `name` in the request's `Cookie` headers, in order (C4), at most
-/// [`MAX_CANDIDATES`].
+/// The values of cookie `name` in the request's `Cookie` headers that pass `shape`, in order
+/// (C4), at most [`MAX_CANDIDATES`].
 ///
 /// Parsed byte by byte (C6): a malformed pair (no `=`, a byte outside visible ASCII) is skipped
 /// on its own and the other pairs of the line still count. One pass over the header; nothing
 /// allocates except the returned slices' vector.
-pub(crate) fn request_values<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
-    let [values, _] = request_values_of(headers, [name, name]);
+pub(crate) fn request_values<'h>(
+    headers: &'h HeaderMap,
+    name: &str,
+    shape: impl Fn(&str) -> bool,
+) -> Vec<&'h str> {
+    let [values, _] = request_values_of(headers, [name, name], shape);
     values.into_iter().collect()
 }
 
@@ -245,10 +250,12 @@ impl<'h> IntoIterator for Candidates<'h> {
     }
 }
 
-/// [`request_values`] of two names in one pass over the headers.
+/// [`request_values`] of two names in one pass over the headers. `shape` is checked before
+/// a value is kept, so the cap counts only candidates of the right shape (C6).
 pub(crate) fn request_values_of<'h>(
     headers: &'h HeaderMap,
     names: [&str; 2],
+    shape: impl Fn(&str) -> bool,
 ) -> [Candidates<'h>; 2] {
     let mut out = [Candidates::new(), Candidates::new()];
     let wanted = names.map(str::as_bytes);
@@ -280,6 +287,9 @@ pub(crate) fn request_values_of<'h>(
             let Ok(v) = std::str::from_utf8(v) else {
                 continue;
             };
+            if !shape(v) {
+                continue;
+            }
             if let Some(values) = out.get_mut(slot) {
                 values.push(v);
             }
@@ -432,6 +442,15 @@ pub(crate) struct ReadId {
 }
 
 impl ReadId {
+    /// An id taken as read (a client id already decided), for pairing it with candidates.
+    pub(crate) fn plain(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            stale: false,
+            sig: None,
+        }
+    }
+
     pub(crate) fn id(&self) -> &str {
         &self.id
     }
@@ -551,7 +570,21 @@ impl CookieConfig {
 
     /// Every candidate of cookie `name` that verifies, deduplicated by id, in order (C4).
     fn read(&self, headers: &HeaderMap, kind: CookieKind) -> Vec<ReadId> {
-        self.verify_all(kind, request_values(headers, self.name(kind)))
+        let shape = |v: &str| self.has_shape(v);
+        self.verify_all(kind, request_values(headers, self.name(kind), shape))
+    }
+
+    /// The cheap shape check of a cookie value (C6), before any MAC: signed, `<id>.<sig>`
+    /// with exactly one `.`, an id of the generator's shape and a signature of 43 base64url
+    /// characters; unsigned (C3), an id of the generator's shape.
+    pub(crate) fn has_shape(&self, value: &str) -> bool {
+        if !self.signed {
+            return self.ids.is_valid(value);
+        }
+        let Some((id, sig)) = value.split_once('.') else {
+            return false;
+        };
+        crate::id::is_url_safe_id(sig, SIG_LEN) && self.ids.is_valid(id)
     }
 
     fn verify_all<'v>(
@@ -578,8 +611,9 @@ impl CookieConfig {
         &self,
         headers: &HeaderMap,
     ) -> (Option<ReadId>, bool, String) {
+        let shape = |v: &str| self.has_shape(v);
         let [clients, sessions] =
-            request_values_of(headers, [&self.client_name, &self.session_name]);
+            request_values_of(headers, [&self.client_name, &self.session_name], shape);
         let mut client: Option<ReadId> = None;
         let mut several = false;
         for value in clients {
@@ -888,8 +922,12 @@ mod tests {
         );
         h.append(header::COOKIE, HeaderValue::from_static("k=third"));
         h.append(header::COOKIE, HeaderValue::from_bytes(b"k=\xff").unwrap());
-        assert_eq!(request_values(&h, "k"), vec!["first", "second", "third"]);
-        assert!(request_values(&h, "missing").is_empty());
+        let any = |_: &str| true;
+        assert_eq!(
+            request_values(&h, "k", any),
+            vec!["first", "second", "third"]
+        );
+        assert!(request_values(&h, "missing", any).is_empty());
     }
 
     #[test]

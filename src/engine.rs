@@ -33,6 +33,18 @@ fn warn_ambiguous(cookie: &str) {
     );
 }
 
+/// C4: two different complete (client, session) pairs both belong together; neither is
+/// trusted (someone planted a whole pair of its own).
+fn warn_tied_pairs(cookie: &str) {
+    tracing::warn!(
+        cookie,
+        "two different complete cookie pairs verify and belong together; trusting neither"
+    );
+}
+
+/// How many client ids a creation tries (H2: the caller's, then fresh ones).
+const CREATE_ATTEMPTS: u32 = 3;
+
 /// How many times a write retries when another writer moved the record (ST5).
 pub(crate) const WRITE_ATTEMPTS: u32 = 4;
 
@@ -45,6 +57,8 @@ pub(crate) struct Policy {
     renew: bool,
     commit_on_server_error: bool,
     rotate_client_on_destroy: bool,
+    /// `false`: a socket sees only the session it proved at its handshake (S1).
+    pin_sockets: bool,
     last_writer_wins: bool,
 }
 
@@ -64,6 +78,11 @@ impl Policy {
 
     pub(crate) fn rotate_client_on_destroy(mut self, on: bool) -> Self {
         self.rotate_client_on_destroy = on;
+        self
+    }
+
+    pub(crate) fn sockets_follow_client(mut self, on: bool) -> Self {
+        self.pin_sockets = !on;
         self
     }
 
@@ -98,9 +117,19 @@ pub(crate) struct Shared {
 /// The session cookie of an HTTP request: none, verified, or candidates not verified yet.
 pub(crate) enum SessionCookie {
     Absent,
-    Read(ReadId),
     /// The candidates, unverified, joined by `;`.
     Pending(String),
+    /// Several client values verified: every verified (client, session) candidate, paired
+    /// at the first load against the mapping and the records' owners (C4).
+    Pairs(Vec<ReadId>, Vec<ReadId>),
+}
+
+/// What a request's cookies prove at its first load (C4): the session cookie to use, and the
+/// client id of the one pair that belongs together when it is not the one the request began
+/// with.
+pub(crate) struct Proof {
+    pub(crate) client: Option<String>,
+    pub(crate) session: Option<ReadId>,
 }
 
 /// The state an update left: the record as stored and whether this call wrote it (H11: a
@@ -131,6 +160,13 @@ pub(crate) enum Reloaded {
     Same(Record),
     /// Another record (parsed).
     Changed(Loaded),
+}
+
+/// A session [`Engine::create`] made.
+pub(crate) struct Created {
+    pub(crate) loaded: Loaded,
+    /// The fresh client id the session belongs to, when it could not be the caller's (H2).
+    pub(crate) new_client: Option<String>,
 }
 
 /// What one write attempt came to.
@@ -239,37 +275,86 @@ impl Engine {
         self.ids.generate()
     }
 
-    /// The client id and the session id a request's cookies carry, after C4: a (client,
-    /// session) pair the mapping ties together wins over any other candidate, whatever the
-    /// order; otherwise, when two different values of one name verify, neither is trusted (the
-    /// request is treated as carrying no such cookie) and a warning names the cookie.
-    pub(crate) fn read_ids(&self, headers: &http::HeaderMap) -> (Option<ReadId>, Option<ReadId>) {
+    /// The client id and the session id a socket handshake's cookies carry, after C4 (see
+    /// [`pick_pair`](Self::pick_pair)).
+    pub(crate) async fn read_pair(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<(Option<ReadId>, Option<ReadId>)> {
         let clients = self.cookies.read_clients(headers);
         let sessions = self.cookies.read_sessions(headers);
-        if clients.len() > 1 || sessions.len() > 1 {
-            for client in &clients {
-                let mapped = self.mapping.cached_session_id(client.id());
-                if let Some(session) = sessions.iter().find(|s| mapped.as_deref() == Some(s.id())) {
-                    return (Some(client.clone()), Some(session.clone()));
+        self.pick_pair(clients, sessions, true).await
+    }
+
+    /// C4 with repeated names: the one (client, session) pair that belongs together (the
+    /// mapping or the record's owner tag ties them) wins, whatever the order; when two
+    /// different complete pairs both tie (someone planted a whole pair of its own), neither
+    /// session cookie is trusted; otherwise two different values of one name trust neither.
+    /// Each refusal logs a warning that names the cookie, never a value (the client cookie's
+    /// only when `warn_clients`: the caller may have warned already).
+    async fn pick_pair(
+        &self,
+        clients: Vec<ReadId>,
+        sessions: Vec<ReadId>,
+        warn_clients: bool,
+    ) -> Result<(Option<ReadId>, Option<ReadId>)> {
+        if clients.len() <= 1 && sessions.len() <= 1 {
+            return Ok((clients.into_iter().next(), sessions.into_iter().next()));
+        }
+        let mut tied = Vec::new();
+        for client in &clients {
+            for session in &sessions {
+                if self.ties(client.id(), session.id()).await? {
+                    tied.push((client, session));
                 }
             }
         }
-        let only = |mut found: Vec<ReadId>, name: &str| {
-            if found.len() > 1 {
-                warn_ambiguous(name);
-                return None;
+        let client_name = warn_clients.then(|| self.cookies.client_name());
+        Ok(match tied.as_slice() {
+            [(client, session)] => (Some((*client).clone()), Some((*session).clone())),
+            [] => (
+                self.only(clients, client_name),
+                self.only(sessions, Some(self.cookies.session_name())),
+            ),
+            _ => {
+                warn_tied_pairs(self.cookies.session_name());
+                (self.only(clients, client_name), None)
             }
-            found.pop()
-        };
-        (
-            only(clients, self.cookies.client_name()),
-            only(sessions, self.cookies.session_name()),
-        )
+        })
+    }
+
+    /// The one value of a cookie name, or none (with C4's warning naming it, when `name` is
+    /// given) when several verified.
+    fn only(&self, mut found: Vec<ReadId>, name: Option<&str>) -> Option<ReadId> {
+        if found.len() > 1 {
+            if let Some(name) = name {
+                warn_ambiguous(name);
+            }
+            return None;
+        }
+        found.pop()
+    }
+
+    /// C4: whether client `cid` and session `sid` belong together: the mapping links them,
+    /// or the live record of `sid` carries `cid`'s owner tag (a tag, not its absence).
+    async fn ties(&self, cid: &str, sid: &str) -> Result<bool> {
+        if self.mapping.session_id(cid).await?.as_deref() == Some(sid) {
+            return Ok(true);
+        }
+        match self.load(sid).await {
+            Ok(loaded) => Ok(loaded.is_some_and(|l| self.tagged_for(l.record(), cid))),
+            // A corrupt record ties nothing (it was dropped and reported).
+            Err(Error::CorruptRecord { .. }) => Ok(false),
+            Err(err) => Err(err),
+        }
     }
 
     /// H1/C4 for an HTTP request: the client cookie verified now, the session cookie's
     /// candidates kept unverified (a request that never touches the session never pays for
-    /// them). With several client candidates, everything is verified now (C4 pairs them).
+    /// them). With several client values, the request begins with the one whose pair this
+    /// process's mapping ties (its client id is needed at once, without I/O), else none (a
+    /// new client id); every candidate is kept, and the first load pairs them for good
+    /// against the mapping and the records' owners ([`prove`](Self::prove)).
     pub(crate) fn read_ids_lazy(
         &self,
         headers: &http::HeaderMap,
@@ -277,11 +362,20 @@ impl Engine {
         let (client, several, candidates) =
             self.cookies.read_client_and_session_candidates(headers);
         if several {
-            let (client, session) = self.read_ids(headers);
-            return (
-                client,
-                session.map_or(SessionCookie::Absent, SessionCookie::Read),
-            );
+            let clients = self.cookies.read_clients(headers);
+            let sessions = self.cookies.read_sessions(headers);
+            let mut cached = clients.iter().filter(|client| {
+                let mapped = self.mapping.cached_session_id(client.id());
+                sessions.iter().any(|s| mapped.as_deref() == Some(s.id()))
+            });
+            let begin = match (cached.next(), cached.next()) {
+                (Some(only), None) => Some(only.clone()),
+                _ => {
+                    warn_ambiguous(self.cookies.client_name());
+                    None
+                }
+            };
+            return (begin, SessionCookie::Pairs(clients, sessions));
         }
         let session = if candidates.is_empty() {
             SessionCookie::Absent
@@ -291,29 +385,33 @@ impl Engine {
         (client, session)
     }
 
-    /// The session cookie of a request of client `cid`, verified now (C1, C2, C4): one value
-    /// that verifies, or among several the one the mapping ties to `cid`, else none (with the
-    /// warning of C4).
-    pub(crate) async fn verify_session_cookie(
-        &self,
-        cid: &str,
-        cookie: &SessionCookie,
-    ) -> Result<Option<ReadId>> {
-        let candidates = match cookie {
-            SessionCookie::Absent => return Ok(None),
-            SessionCookie::Read(read) => return Ok(Some(read.clone())),
-            SessionCookie::Pending(candidates) => candidates,
-        };
-        let mut verified = self.cookies.verify_sessions(candidates);
-        if verified.len() > 1 {
-            let mapped = self.mapping.session_id(cid).await?;
-            if let Some(read) = verified.iter().find(|s| mapped.as_deref() == Some(s.id())) {
-                return Ok(Some(read.clone()));
+    /// What the cookies of a request that began as client `cid` prove (C1, C2, C4): one
+    /// session value that verifies, or among several the one that belongs to `cid` (the
+    /// mapping or the record's owner tag ties them); with several client values, the one
+    /// pair that belongs together ([`pick_pair`](Self::pick_pair)), whose client the request
+    /// then answers as. No session when nothing, or more than one pair, belongs together.
+    pub(crate) async fn prove(&self, cid: &str, cookie: &SessionCookie) -> Result<Proof> {
+        let session = match cookie {
+            SessionCookie::Absent => None,
+            SessionCookie::Pending(candidates) => {
+                let verified = self.cookies.verify_sessions(candidates);
+                let clients = Vec::from([ReadId::plain(cid)]);
+                self.pick_pair(clients, verified, false).await?.1
             }
-            warn_ambiguous(self.cookies.session_name());
-            return Ok(None);
-        }
-        Ok(verified.pop())
+            SessionCookie::Pairs(clients, sessions) => {
+                let (client, session) = self
+                    .pick_pair(clients.clone(), sessions.clone(), false)
+                    .await?;
+                let client = client
+                    .map(|c| c.into_parts().0)
+                    .filter(|c| session.is_some() && c != cid);
+                return Ok(Proof { client, session });
+            }
+        };
+        Ok(Proof {
+            client: None,
+            session,
+        })
     }
 
     /// Whether a socket handshake's `Origin` may open a socket.
@@ -336,6 +434,11 @@ impl Engine {
     /// H12: whether an HTTP commit skips the read-set conflict check.
     pub(crate) fn last_writer_wins(&self) -> bool {
         self.policy.last_writer_wins
+    }
+
+    /// S1: whether a socket sees only the session it proved at its handshake.
+    pub(crate) fn pins_sockets(&self) -> bool {
+        self.policy.pin_sockets
     }
 
     /// H8: whether destroying a session gives the browser a new client id.
@@ -469,6 +572,15 @@ impl Engine {
         Ok(Some(loaded))
     }
 
+    /// Whether client `cid` holds a live session of its own now (S1: a socket that did not
+    /// prove it is given none; H2: a creation that did not prove it never moves the client).
+    pub(crate) async fn holds_live_session(&self, cid: &str) -> Result<bool> {
+        match self.mapping.session_id(cid).await? {
+            Some(held) => Ok(self.load_owned(cid, &held).await?.is_some()),
+            None => Ok(false),
+        }
+    }
+
     /// H2: the session an HTTP request (or a socket handshake, S1) may use, given its client
     /// id and the id its signed session cookie names. Never adopts an unknown id, never takes
     /// a session that another client holds.
@@ -487,8 +599,7 @@ impl Engine {
                     return Ok(None);
                 };
                 // An unowned record (format 1) is not reclaimed: only a tag can prove it.
-                let tagged = loaded.record().owner.is_some();
-                if !(tagged && self.owned_by(loaded.record(), cid)) {
+                if !self.tagged_for(loaded.record(), cid) {
                     return Ok(None);
                 }
                 self.mapping
@@ -498,13 +609,14 @@ impl Engine {
                 Ok(Some(loaded))
             }
             Holder::Nobody => {
-                // (b) live, unclaimed and owned by this client: attach; (d) unknown: ignore.
+                // (b) live, unclaimed and tagged for this client: attach; (d) unknown: ignore.
                 // A live record owned by another client is never adopted: a tossed session
-                // cookie must not move a victim into the attacker's session (ST2).
+                // cookie must not move a victim into the attacker's session (ST2). Nor is a
+                // record with no owner tag: anyone holding its signed id could take it.
                 let Some(loaded) = self.load(sid).await? else {
                     return Ok(None);
                 };
-                if self.owned_by(loaded.record(), cid)
+                if self.tagged_for(loaded.record(), cid)
                     && self.claim(cid, sid, loaded.record().expires_at).await?
                 {
                     Ok(Some(loaded))
@@ -539,13 +651,20 @@ impl Engine {
         });
     }
 
-    /// Whether `record` may be `cid`'s: its owner tag names `cid` under a key of the ring, or
-    /// it has no owner (a format-1 record, ST2).
+    /// Whether `record` may be `cid`'s when the mapping already links them (M1): its owner
+    /// tag names `cid` under a key of the ring, or it has no owner (a format-1 record, which
+    /// only its mapped client keeps; ST2).
     fn owned_by(&self, record: &Record, cid: &str) -> bool {
+        record.owner.is_none() || self.tagged_for(record, cid)
+    }
+
+    /// Whether `record` carries `cid`'s owner tag: the only proof that adopts a record the
+    /// mapping does not link to `cid` (H2 b, c; a record without a tag is never adopted).
+    fn tagged_for(&self, record: &Record, cid: &str) -> bool {
         record
             .owner
             .as_deref()
-            .is_none_or(|owner| self.cookies.is_owner(owner, cid))
+            .is_some_and(|owner| self.cookies.is_owner(owner, cid))
     }
 
     /// Announces a write that went through the gateway (GW2) and keeps the mapping's expiry.
@@ -565,23 +684,6 @@ impl Engine {
                 is_init: false,
             });
         }
-        Ok(())
-    }
-
-    /// A new session created for `cid` (H4): mapping attached, `SessionSet { true, true }`.
-    pub(crate) async fn announce_created(
-        &self,
-        cid: &str,
-        sid: &str,
-        expires_at: u64,
-    ) -> Result<()> {
-        self.mapping.attach(cid, sid, expires_at).await?;
-        self.announce(BridgeEvent::SessionSet {
-            client_id: Some(cid.into()),
-            session_id: sid.into(),
-            is_new: true,
-            is_init: true,
-        });
         Ok(())
     }
 
@@ -814,49 +916,99 @@ impl Engine {
         Ok(fresh)
     }
 
-    /// The newest-key owner tag for `record` of `sid` when its tag was made with an older key.
+    /// The owner tag `record` of `sid` gets at this write: the newest-key tag when its tag
+    /// was made with an older key, or, for a record with no owner (format 1), the tag of the
+    /// client the mapping links it to (ST2: only its mapped client gives it an owner).
     async fn retagged(&self, sid: &str, record: &Record) -> Result<Option<String>> {
+        let owner = record.owner.as_deref();
         // With one key every tag that names an owner was made with it: nothing to re-make
         // (and no mapping look-up or MAC per write).
-        if self.cookies.key_count() == 1 {
+        if owner.is_some() && self.cookies.key_count() == 1 {
             return Ok(None);
         }
-        let Some(owner) = record.owner.as_deref() else {
-            return Ok(None);
-        };
         let Some(cid) = self.mapping.client_id(sid).await? else {
             return Ok(None);
         };
         let newest = self.cookies.owner_tag(&cid);
-        Ok((owner != newest && self.cookies.is_owner(owner, &cid)).then_some(newest))
+        Ok(match owner {
+            None => Some(newest),
+            Some(owner) => {
+                (owner != newest && self.cookies.is_owner(owner, &cid)).then_some(newest)
+            }
+        })
     }
 
-    /// Creates a session under a fresh `sid` owned by `cid` (H4, H6, ST2). `created_at`:
-    /// the creation time a regenerated session keeps (H9); `None` for a new one. `Ok(None)`:
-    /// its absolute time had already run out, so it was not created.
+    /// Creates a session under a fresh `sid` for client `cid` (H4, H6, ST2). `proven`: the
+    /// sessions this request proved with its session cookie (it may replace those).
+    /// `created_at`: the creation time a regenerated session keeps (H9); `None` for a new one.
+    ///
+    /// H2: creation never moves a held client. When `cid` holds a live session the request did
+    /// not prove (someone holding only the client cookie), or another request attaches one to
+    /// `cid` while this one creates, the new session goes to a fresh client id instead
+    /// ([`Created::new_client`]), and the held session and its sockets are untouched.
+    /// `Ok(None)`: its absolute time had already run out, so it was not created.
     pub(crate) async fn create(
         &self,
         cid: &str,
+        proven: &[&str],
         sid: &str,
         data: &Map<String, Value>,
         ttl: Option<u64>,
         created_at: Option<u64>,
-    ) -> Result<Option<Loaded>> {
-        let owner = self.cookies.owner_tag(cid);
-        let base = Base::New {
-            owner: Some(&owner),
-            created_at,
-        };
-        match self.gateway.write(sid, data, base, ttl, true).await? {
-            Written::Stored { record, .. } => {
-                self.announce_created(cid, sid, record.expires_at).await?;
-                self.retire_expired_mappings().await;
-                Ok(Some(Loaded::new(record, data.clone())))
+    ) -> Result<Option<Created>> {
+        let mut client = std::borrow::Cow::Borrowed(cid);
+        for _ in 0..CREATE_ATTEMPTS {
+            let held = self.mapping.session_id(&client).await?;
+            if let Some(held) = held.as_deref()
+                && !proven.contains(&held)
+                && self.load_owned(&client, held).await?.is_some()
+            {
+                client = std::borrow::Cow::Owned(self.new_id());
+                continue;
             }
-            Written::Gone => Ok(None),
-            // A fresh random id is taken: never overwrite it (ST5).
-            Written::Unchanged | Written::Conflict => Err(Error::Conflict { attempts: 1 }),
+            let owner = self.cookies.owner_tag(&client);
+            let base = Base::New {
+                owner: Some(&owner),
+                created_at,
+            };
+            let record = match self.gateway.write(sid, data, base, ttl, true).await? {
+                Written::Stored { record, .. } => record,
+                Written::Gone => return Ok(None),
+                // A fresh random id is taken: never overwrite it (ST5).
+                Written::Unchanged | Written::Conflict => {
+                    return Err(Error::Conflict { attempts: 1 });
+                }
+            };
+            let linked = self
+                .mapping
+                .attach_new(&client, sid, record.expires_at, held.as_deref())
+                .await?;
+            if !linked {
+                // Another session was attached to this client meanwhile: this new one (no one
+                // else knows its id yet) goes to a fresh client id.
+                self.gateway.destroy(sid).await?;
+                client = std::borrow::Cow::Owned(self.new_id());
+                continue;
+            }
+            self.announce(BridgeEvent::SessionSet {
+                client_id: Some(client.as_ref().into()),
+                session_id: sid.into(),
+                is_new: true,
+                is_init: true,
+            });
+            self.retire_expired_mappings().await;
+            let new_client = match client {
+                std::borrow::Cow::Owned(fresh) => Some(fresh),
+                std::borrow::Cow::Borrowed(_) => None,
+            };
+            return Ok(Some(Created {
+                loaded: Loaded::new(record, data.clone()),
+                new_client,
+            }));
         }
+        Err(Error::Conflict {
+            attempts: CREATE_ATTEMPTS,
+        })
     }
 
     /// Retires a few mapping entries whose sessions should have expired: each is checked

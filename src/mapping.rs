@@ -78,6 +78,19 @@ impl Mapping {
         }
     }
 
+    pub(crate) async fn attach_new(
+        &self,
+        cid: &str,
+        sid: &str,
+        expires_at: u64,
+        expected: Option<&str>,
+    ) -> Result<bool> {
+        match self {
+            Mapping::Memory(m) => Ok(m.attach_new(cid, sid, expires_at, expected)),
+            Mapping::Shared(m) => m.attach_new(cid, sid, expires_at, expected).await,
+        }
+    }
+
     pub(crate) async fn touch(&self, sid: &str, expires_at: u64) -> Result<Option<String>> {
         match self {
             Mapping::Memory(m) => Ok(m.touch(sid, expires_at)),

@@ -84,9 +84,15 @@ struct Shared {
 #[derive(Debug, Clone)]
 struct State {
     loaded: bool,
-    /// The client id that replaced the request's (`regenerate`, a rotating `destroy`, H8):
-    /// the request's own id is then retired and never re-sent.
+    /// The client id that replaced the request's: `regenerate` or a rotating `destroy` (H8),
+    /// or a session created while the request's client held another it did not prove (H2).
     new_client: Option<String>,
+    /// The request's client id held a live session at the load that the request did not
+    /// prove: a session this request creates goes to a fresh client id (H2).
+    client_held: bool,
+    /// The request's own client id is retired with the replacement (H8: never re-sent);
+    /// false when the replacement only kept a new session off another browser's client (H2).
+    retire_own_client: bool,
     /// The request's session cookie verified only with an older key (C2: re-signed at
     /// commit).
     cookie_stale: bool,
@@ -173,6 +179,8 @@ impl Session {
                 state: Mutex::new(State {
                     loaded: false,
                     new_client: None,
+                    client_held: false,
+                    retire_own_client: false,
                     cookie_stale: false,
                     sid: None,
                     base: None,
@@ -215,12 +223,17 @@ impl Session {
         if self.state().loaded {
             return Ok(());
         }
-        let cid = self.current_client();
         let engine = &self.shared.engine;
-        let (cookie_sid, cookie_stale) = match engine
-            .verify_session_cookie(&cid, &self.shared.cookie)
-            .await?
-        {
+        let proof = engine
+            .prove(&self.current_client(), &self.shared.cookie)
+            .await?;
+        if let Some(client) = proof.client {
+            // C4: the one pair that belongs together is another client value of the request:
+            // the request answers as that client (not a replacement to retire).
+            self.state().new_client = Some(client);
+        }
+        let cid = self.current_client();
+        let (cookie_sid, cookie_stale) = match proof.session {
             Some(read) => {
                 let (sid, stale) = read.into_parts();
                 (Some(sid), stale)
@@ -228,7 +241,11 @@ impl Session {
             None => (None, false),
         };
         let loaded = engine.resolve(&cid, cookie_sid.as_deref()).await?;
+        // H2: a client id that holds a live session this request did not prove (the client
+        // cookie alone) never gets a new session: one created here goes to a fresh id.
+        let client_held = loaded.is_none() && engine.holds_live_session(&cid).await?;
         let mut st = self.state();
+        st.client_held = client_held;
         st.cookie_stale = cookie_stale;
         if let Some(loaded) = loaded {
             // The cookie's id was resolved, so it is `Some` here.
@@ -256,6 +273,10 @@ impl Session {
     fn assign_id_if_new(&self, st: &mut State) {
         if st.sid.is_none() && !st.data.is_empty() {
             st.sid = Some(self.shared.engine.new_id());
+            // H2: the new session's client id, known to the handler from here on (H6).
+            if st.client_held && st.new_client.is_none() {
+                st.new_client = Some(self.shared.engine.new_id());
+            }
         }
     }
 
@@ -639,6 +660,7 @@ impl Session {
             // H8 option: the browser leaves with a new client id too.
             if self.shared.engine.rotates_client_on_destroy() {
                 st.new_client = Some(self.shared.engine.new_id());
+                st.retire_own_client = true;
             }
         })
         .await
@@ -680,6 +702,7 @@ impl Session {
             }
             self.assign_id_if_new(st);
             st.new_client = Some(engine.new_id());
+            st.retire_own_client = true;
         })
         .await
     }
@@ -810,9 +833,20 @@ impl Session {
         }
     }
 
-    /// The client id `st` has retired (H8): the request's own, once it was replaced.
+    /// A session the engine created for this request: when it had to go to a fresh client id
+    /// (H2), the browser gets that id (the request's own is not retired: another browser
+    /// may hold it).
+    fn adopt_created(&self, created: crate::engine::Created) -> Loaded {
+        if let Some(fresh) = created.new_client {
+            self.state().new_client = Some(fresh);
+        }
+        created.loaded
+    }
+
+    /// The client id `st` has retired (H8): the request's own, once `regenerate` or a
+    /// rotating `destroy` replaced it.
     fn retired_client<'s>(&'s self, st: &State) -> Option<&'s str> {
-        st.new_client.as_ref().map(|_| self.shared.client.as_str())
+        (st.retire_own_client && st.new_client.is_some()).then_some(self.shared.client.as_str())
     }
 
     /// The stored session this request was working on is gone: from here on it is a new one.
@@ -901,22 +935,14 @@ impl Session {
             }
             return Ok("discarded");
         }
-        let (loaded, rotated) = {
-            let st = self.state();
-            (st.loaded, st.new_client.is_some())
-        };
-        let cid = self.current_client();
-        // H1, H8: (re)send the client cookie, but never one that a `regenerate` replaced: a
-        // request sent before the login response arrived would roll the browser back.
-        if (send_client_cookie || rotated) && !engine.is_retired_client(&cid).await? {
-            append_set_cookie(headers, self.client_cookie(&cid));
-        }
+        let loaded = self.state().loaded;
         if !loaded {
+            self.send_client_cookie(headers, send_client_cookie).await?;
             return Ok("untouched"); // H3: never touched
         }
         // The common read-only request: a stored session, nothing changed, nothing due. Answer
         // it without copying the request's state (H3, H4 "unchanged -> no store write").
-        {
+        let unchanged = {
             let st = self.state();
             if let (Some(sid), Some(base), None, true, true, false) = (
                 &st.sid,
@@ -931,12 +957,39 @@ impl Session {
                 if !span.is_disabled() {
                     span.record("session", tracing::field::display(engine.session_tag(sid)));
                 }
-                return Ok("unchanged");
+                true
+            } else {
+                false
             }
+        };
+        if unchanged {
+            self.send_client_cookie(headers, send_client_cookie).await?;
+            return Ok("unchanged");
         }
         // The rest is the write path: boxed, so the futures of every request (which embed
         // this one and are moved by the framework) stay small.
-        Box::pin(self.commit_stored(span, headers, &cid)).await
+        let cid = self.current_client().into_owned();
+        let mut session_cookies = HeaderMap::new();
+        let outcome = Box::pin(self.commit_stored(span, &mut session_cookies, &cid)).await?;
+        // The client cookie is decided after the store (a session created here may have
+        // given the browser a new client id, H2) and sent first, as on every other path.
+        self.send_client_cookie(headers, send_client_cookie).await?;
+        for value in session_cookies.get_all(http::header::SET_COOKIE) {
+            headers.append(http::header::SET_COOKIE, value.clone());
+        }
+        Ok(outcome)
+    }
+
+    /// H1, H8: (re)sends the client cookie when it is due or the client id was replaced, but
+    /// never one that a `regenerate` retired: a request sent before the login response
+    /// arrived would roll the browser back.
+    async fn send_client_cookie(&self, headers: &mut HeaderMap, due: bool) -> Result<()> {
+        let cid = self.current_client();
+        let replaced = cid != self.shared.client.as_str();
+        if (due || replaced) && !self.shared.engine.is_retired_client(&cid).await? {
+            append_set_cookie(headers, self.client_cookie(&cid));
+        }
+        Ok(())
     }
 
     /// The write half of [`commit_inner`](Self::commit_inner): destroy, regenerate, create,
@@ -980,6 +1033,14 @@ impl Session {
                 span.record("session", tracing::field::display(engine.session_tag(sid)));
             }
         }
+        // The sessions this request proved with its session cookie: a session created here
+        // may replace those in the client's mapping, and no other (H2).
+        let proven: Vec<&str> = st
+            .destroy
+            .iter()
+            .chain(st.moved_from.iter())
+            .map(String::as_str)
+            .collect();
         let mut outcome = "unchanged";
         match (&st.sid, &st.base) {
             // `regenerate`: the stored session, re-read under its lock with this request's
@@ -1008,9 +1069,16 @@ impl Session {
                     // It keeps its creation time: a regenerate never extends the absolute
                     // timeout (H9). `None`: that time ran out, nothing to move to.
                     let created = engine
-                        .create(cid, &sid, &data, Some(ttl), Some(fresh_record.created_at))
+                        .create(
+                            cid,
+                            &proven,
+                            &sid,
+                            &data,
+                            Some(ttl),
+                            Some(fresh_record.created_at),
+                        )
                         .await?;
-                    created.map(|created| (sid, created))
+                    created.map(|created| (sid, self.adopt_created(created)))
                 };
                 engine
                     .destroy_owned(from, owner_of(from), EndReason::Regenerated)
@@ -1030,7 +1098,10 @@ impl Session {
             }
             // New session: stored only when non-empty (H4).
             (Some(sid), None) if !st.data.is_empty() => {
-                let created = engine.create(cid, sid, &st.data, st.max_age, None).await?;
+                let created = engine
+                    .create(cid, &proven, sid, &st.data, st.max_age, None)
+                    .await?
+                    .map(|created| self.adopt_created(created));
                 destroy_ended().await?;
                 if let Some(old) = self.retired_client(&st) {
                     engine.retire_client(old).await?;

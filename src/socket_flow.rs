@@ -20,6 +20,35 @@ pub(crate) fn client_room(tag: &IdTag) -> String {
     format!("sb-client:{}", tag.as_str())
 }
 
+/// The session a socket that does not follow its client proved at its handshake.
+#[derive(Clone)]
+struct Pinned(Option<Arc<str>>);
+
+/// What a handshake bound a socket to (S1).
+enum Bound {
+    /// No valid client cookie.
+    Anonymous,
+    /// A (client id, session id) pair proved with both signed cookies: the socket follows
+    /// the client's sessions.
+    Pair(String),
+    /// The client id alone, whose client held no live session: the socket follows the
+    /// client's later sessions.
+    Client,
+    /// The client id alone, whose client held a live session the cookies did not prove: the
+    /// socket never gets any session.
+    Unproven,
+}
+
+impl Bound {
+    /// The client id the socket keeps (none when the binding did not earn one), with `self`.
+    fn with_client(self, cid: String) -> (Self, Option<String>) {
+        match self {
+            Bound::Unproven | Bound::Anonymous => (self, None),
+            Bound::Pair(_) | Bound::Client => (self, Some(cid)),
+        }
+    }
+}
+
 /// How many times `with_session` re-takes the lock when the socket's session moved while it
 /// waited (S3), before giving up with [`Error::Contention`].
 const BIND_ATTEMPTS: u32 = 3;
@@ -28,7 +57,9 @@ const BIND_ATTEMPTS: u32 = 3;
 ///
 /// The client id is fixed at the handshake; the session id is looked up through the client
 /// mapping each time it is read, so a session created, replaced or destroyed over HTTP after
-/// the socket connected is seen at once.
+/// the socket connected is seen at once, by a socket that proved its (client, session) pair
+/// at the handshake or whose client held no session then (S1). A socket that presented only
+/// the client cookie of a client holding a session is bound to nothing.
 ///
 /// ```
 /// # futures::executor::block_on(async {
@@ -44,11 +75,14 @@ const BIND_ATTEMPTS: u32 = 3;
 #[derive(Clone)]
 pub struct SocketSession {
     engine: Arc<Engine>,
+    /// The client whose sessions this socket follows (S1, S2): `None` without a valid client
+    /// cookie, and also when the client held a live session at the handshake that the
+    /// handshake's cookies did not prove (the client cookie alone is no credential: such a
+    /// socket is never given any session).
     client_id: Option<ClientId>,
-    /// The session the client held at the handshake when the handshake's session cookie did
-    /// not name it (S1): the client cookie alone is no credential, so this socket never sees
-    /// it. A session HTTP creates for the client later has another id and is seen.
-    excluded: Option<Arc<str>>,
+    /// With `sockets_follow_client(false)`: the one session this socket proved at its
+    /// handshake (none: it sees no session).
+    pinned: Option<Pinned>,
     /// Set on the handle given to a `with_session` handler: the session it already holds, so
     /// that locking it again fails fast instead of waiting for itself forever.
     holding: Option<Arc<str>>,
@@ -238,15 +272,16 @@ impl SocketSession {
             .await;
         let outcome = match &result {
             Ok((socket, bound)) => match bound {
-                Some(sid) => {
+                Bound::Pair(sid) => {
                     if !span.is_disabled() {
                         let tag = socket.engine.session_tag(sid);
                         span.record("session", tracing::field::display(tag));
                     }
                     "session"
                 }
-                None if socket.client_id.is_some() => "client",
-                None => "anonymous",
+                Bound::Client => "client",
+                Bound::Unproven => "unproven",
+                Bound::Anonymous => "anonymous",
             },
             Err(Error::ForbiddenOrigin) => "forbidden-origin",
             Err(_) => "error",
@@ -255,39 +290,43 @@ impl SocketSession {
         result.map(|(socket, _)| socket)
     }
 
-    /// The bound socket and the session it was bound to, if any.
-    async fn bind_inner(
-        engine: Arc<Engine>,
-        headers: &HeaderMap,
-    ) -> Result<(Self, Option<String>)> {
+    /// The bound socket and what it was bound to (S1).
+    async fn bind_inner(engine: Arc<Engine>, headers: &HeaderMap) -> Result<(Self, Bound)> {
         if !engine.origin_allows(headers) {
             return Err(Error::ForbiddenOrigin);
         }
-        let (client, session) = engine.read_ids(headers);
-        let client_id = client.map(|read| read.into_parts().0);
-        let mut excluded = None;
-        let mut bound = None;
-        if let Some(cid) = &client_id {
-            let cookie_sid = session.map(|read| read.into_parts().0);
-            engine.resolve(cid, cookie_sid.as_deref()).await?;
-            let held = engine.session_of(cid).await?;
-            bound = held
-                .clone()
-                .filter(|held| cookie_sid.as_deref() == Some(held.as_str()));
-            excluded = held
-                .filter(|held| cookie_sid.as_deref() != Some(held.as_str()))
-                .map(Arc::from);
-        }
+        let (client, session) = engine.read_pair(headers).await?;
+        let (bound, client_id) = match client {
+            None => (Bound::Anonymous, None),
+            Some(client) => {
+                let cid = client.into_parts().0;
+                let cookie_sid = session.map(|read| read.into_parts().0);
+                match engine.resolve(&cid, cookie_sid.as_deref()).await? {
+                    // A (client, session) pair proved with both signed cookies.
+                    Some(_) => Bound::Pair(cookie_sid.unwrap_or_default()),
+                    // The client cookie alone: followed only if the client held no live
+                    // session it did not prove.
+                    None if engine.holds_live_session(&cid).await? => Bound::Unproven,
+                    None => Bound::Client,
+                }
+                .with_client(cid)
+            }
+        };
+        let pinned = engine.pins_sockets().then(|| match &bound {
+            Bound::Pair(sid) => Pinned(Some(Arc::from(sid.as_str()))),
+            _ => Pinned(None),
+        });
         let socket = Self {
             engine,
             client_id: client_id.map(ClientId::from),
-            excluded,
+            pinned,
             holding: None,
         };
         Ok((socket, bound))
     }
 
-    /// The browser's client id, fixed at the handshake (S2); `None` without a valid cookie.
+    /// The browser's client id, fixed at the handshake (S2); `None` without a valid client
+    /// cookie, or when its client held a session the handshake did not prove (S1).
     ///
     /// ```
     /// # futures::executor::block_on(async {
@@ -323,13 +362,13 @@ impl SocketSession {
         let Some(cid) = self.client_id.as_ref() else {
             return Ok(None);
         };
-        let Some(sid) = self.engine.session_of(cid.as_str()).await? else {
-            return Ok(None);
-        };
-        if self.excluded.as_deref() == Some(sid.as_str()) {
-            return Ok(None); // S1: held at the handshake without its session cookie
+        let sid = self.engine.session_of(cid.as_str()).await?;
+        if let Some(Pinned(pinned)) = &self.pinned
+            && pinned.as_deref() != sid.as_deref()
+        {
+            return Ok(None); // S1: only the session it proved
         }
-        Ok(Some(SessionId::from(sid)))
+        Ok(sid.map(SessionId::from))
     }
 
     /// The room of this browser's sockets (`None` when unbound): named by a keyed,

@@ -278,10 +278,16 @@ fn c1_a_client_cookie_value_in_the_session_cookie_never_names_a_record_under_tha
     // that id: H2 b would attach it. With the name in the MAC it must not verify.
     let w = World::new();
     let bridge = w.bridge();
-    let (client, _real) = alice(&bridge);
+    let (client, real) = alice(&bridge);
     let cid = id_of(&client).to_owned();
-    let planted = Record::new(r#"{"planted":true}"#, u64::MAX, DAY.as_millis() as u64);
-    block_on(w.store.set(&cid, planted)).unwrap();
+    // The planted record carries Alice's owner tag (copied from her real record): H2 b adopts
+    // only a record tagged for the client (ST2), so the control below can reach it.
+    let owner = block_on(w.store.get(id_of(&real))).unwrap().unwrap().owner;
+    let planted = || Record {
+        owner: owner.clone(),
+        ..Record::new(r#"{"planted":true}"#, u64::MAX, DAY.as_millis() as u64)
+    };
+    block_on(w.store.set(&cid, planted())).unwrap();
     for bridge in [bridge, w.bridge()] {
         let out = send(&bridge, &client, client.as_bytes());
         assert_eq!(out.client_id, cid);
@@ -291,10 +297,6 @@ fn c1_a_client_cookie_value_in_the_session_cookie_never_names_a_record_under_tha
         let control = send(&bridge, &client, sign(&KEY_A, SESSION, &cid).as_bytes());
         assert_eq!(Value::Object(control.data), json!({"planted": true}));
         block_on(bridge.destroy_by_id(&cid.as_str().into())).unwrap();
-        block_on(w.store.set(
-            &cid,
-            Record::new(r#"{"planted":true}"#, u64::MAX, DAY.as_millis() as u64),
-        ))
-        .unwrap();
+        block_on(w.store.set(&cid, planted())).unwrap();
     }
 }

@@ -7,11 +7,15 @@
 //! 1. starts its own `redis-server` on 127.0.0.1:6393 (`--save ""`: memory only), flushes it;
 //! 2. starts two quick starts (`PORT=0`, the same `SESSION_KEYS`,
 //!    `SESSION_STORE=redis://127.0.0.1:6393`, `EVENT_LOG=1`) and reads the address each bound;
-//! 3. runs `two_nodes.mjs` against both (its scenarios a-g: a login on A is the session of a
+//! 3. runs `two_nodes.mjs` against both (its scenarios a-i: a login on A is the session of a
 //!    socket on B; B's socket follows A's HTTP writes live; no update lost between HTTP on one
 //!    node and sockets on the other, also 2 x 100 concurrent increments split across nodes;
 //!    logout and login on A reach B's socket as `session:ended`; a copied session cookie is
-//!    ignored on both nodes) and judges it by its closing `PASS <n> checks` line;
+//!    ignored on both nodes; a request with only the victim's client cookie that writes the
+//!    session on one node gets a new client id and never moves the victim's socket on the
+//!    other node into its session (H2, H8, S1, S2); two tied pairs, the attacker's planted
+//!    first, trust neither over HTTP on A and a socket on B (C4)) and judges it by its closing
+//!    `PASS <n> checks` line;
 //! 4. checks that neither node exited or panicked; prints their stderr;
 //! 5. kills the nodes (by PID, on drop) and shuts Redis down after them, also on a panic.
 //!
@@ -66,7 +70,7 @@ const KEYS: &str =
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(75);
 /// `two_nodes.mjs` ends with `PASS <n> checks`; `n` below these means part of it did not run
 /// (a scenario or a step dropped), whatever its exit code. The counts of the full runs.
-const MIN_CHECKS: u64 = 71;
+const MIN_CHECKS: u64 = 111;
 const OUTAGE_MIN_CHECKS: u64 = 84;
 /// How many stderr lines of a node to print at the end (an outage makes one per failure).
 const STDERR_LINES: usize = 30;
@@ -180,7 +184,7 @@ fn require_node() {
     ensure_node_modules("tests/e2e", &["node_modules/socket.io-client/package.json"]);
 }
 
-/// `two_nodes.mjs A B`: the scenarios a-g.
+/// `two_nodes.mjs A B`: the scenarios a-i.
 fn scenarios(nodes: &mut Nodes, label: &str) {
     let [a, b] = nodes.pair();
     let what = format!("node tests/e2e/two_nodes.mjs ({label})");
@@ -277,7 +281,8 @@ fn on_nodes(count: usize, body: impl FnOnce(&mut Nodes)) {
 /// M1 (the client->session mapping in Redis: a socket on B finds the session A made, and
 /// follows it), M2 (per-session exclusion across nodes: no update lost between HTTP on one
 /// node and sockets on the other), M3 (cross-node notices: `session:changed` and
-/// `session:ended` reach B's sockets for A's writes, logout and login); H2/S1 on both nodes.
+/// `session:ended` reach B's sockets for A's writes, logout and login); H2/S1 on both nodes;
+/// H2/H8/S2 (a client cookie alone never moves a held client) and C4 across the nodes.
 #[test]
 fn m1_m2_m3_two_quick_starts_on_one_redis_share_sessions_live() {
     on_nodes(2, |nodes| scenarios(nodes, "two quick starts on one Redis"));

@@ -490,8 +490,9 @@ async fn s4_a_session_that_dies_during_the_handler_yields_the_missing_outcome() 
 
 /// Attack 1 of the security review (S1): the client cookie alone is not a credential. Alice
 /// logs in; a socket that presents only her client cookie (no session cookie, or a broken
-/// one) never sees that session, neither reading nor writing; a session HTTP creates for her
-/// client later is seen (the login-is-seen-live promise).
+/// one) never sees that session, neither reading nor writing, and is bound to no client (it
+/// joins no room); nor does it see the session her browser creates after a logout (attack 2
+/// of the second review). A socket that proved the pair follows the browser's next session.
 #[tokio::test]
 async fn s1_the_client_cookie_alone_never_yields_the_session_of_the_handshake() {
     let (bridge, _) = bridge_with_store();
@@ -515,7 +516,8 @@ async fn s1_the_client_cookie_alone_never_yields_the_session_of_the_handshake() 
         ("broken session cookie", &broken),
     ] {
         let socket = bridge.bind_socket(headers).await.unwrap();
-        assert!(socket.client_id().is_some(), "{name}: bound to the client");
+        assert_eq!(socket.client_id(), None, "{name}: bound to no client");
+        assert_eq!(socket.room(), None, "{name}: in no room");
         assert_eq!(
             socket.session_id().await.expect("mapping"),
             None,
@@ -540,20 +542,25 @@ async fn s1_the_client_cookie_alone_never_yields_the_session_of_the_handshake() 
     assert_eq!(data.get("secret"), Some(&json!(1)));
     assert!(!data.contains_key("evil"));
 
-    // Logout, then a new login over HTTP: the cookie-only socket sees the NEW session.
+    // Logout, then a new session over HTTP (no login): the cookie-only socket never sees it
+    // (S1: its client held a session it did not prove), the socket that proved the pair does
+    // (the seed's "a reset and re-created session is seen by the open socket").
     let watcher = bridge.bind_socket(&client_only).await.unwrap();
     alice
         .request(&bridge, |s| async move { s.destroy().await.unwrap() })
         .await;
     http_count(&mut alice, &bridge, "fresh").await;
-    let seen = watcher
+    let spied = watcher
+        .with_session(async |ctx| ctx.get::<u64>("fresh"))
+        .await;
+    assert!(
+        matches!(spied, Err(Error::SessionMissing)),
+        "S1: a client-cookie-only socket followed the browser's next session: {spied:?}"
+    );
+    let seen = socket
         .with_session(async |ctx| ctx.get::<u64>("fresh"))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        seen,
-        Some(1),
-        "a session created after the handshake is seen live"
-    );
+    assert_eq!(seen, Some(1), "the proved socket follows the new session");
 }

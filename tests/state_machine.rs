@@ -6,7 +6,10 @@
 //! socket handshake (with the browser's current cookies) and a `with_session` increment;
 //! `regenerate`; destroy over HTTP and by id; advancing the manual clock; arming a store
 //! failure (the next store call, or the next store write, fails); restarting the bridge (a new bridge over the same
-//! store, cookies kept).
+//! store, cookies kept). And an attacker, `M` (issue 18): it steals a browser's client cookie
+//! (only that cookie: its jar is replaced by it), writes over HTTP with whatever its jar holds
+//! (marking the session `M`'s), and plants its whole (client, session) pair in front of a
+//! browser's own cookies, for one HTTP read and one socket read of that browser (H2, S1, C4).
 //!
 //! The model keeps, per browser, the counter of its live session (none when it has none), the
 //! instant it expires (the last write plus the max age: reads do not refresh it), the id it
@@ -16,7 +19,8 @@
 //!   counted exactly once; an operation that failed (only an injected store failure may make
 //!   one fail) left the counter before or after the operation, never anything else (ST4:
 //!   nothing half-written), and the model follows what a read then sees;
-//! - no takeover: A never sees a session marked B's and vice versa;
+//! - no takeover: A never sees a session marked B's and vice versa, nor `M`'s (not even through
+//!   a planted pair while its own session is live), and `M` never sees A's or B's;
 //! - strict ids: a session id or client id seen by A is never seen by B;
 //! - no resurrection: a destroyed, regenerated-away or expired session id never shows up
 //!   again, and `get_by_id` never finds it; a destroyed session's counter never comes back;
@@ -136,6 +140,12 @@ enum Op {
     FailNextStoreCall,
     FailNextStoreWrite,
     Restart,
+    /// `M`'s jar becomes the browser's client cookie alone.
+    StealClient(Who),
+    /// `M` writes over HTTP with its jar.
+    MalloryWrite,
+    /// The browser reads (HTTP and a socket) with `M`'s pair planted before its own cookies.
+    PlantedPair(Who),
 }
 
 fn who() -> impl Strategy<Value = Who> {
@@ -154,6 +164,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::FailNextStoreCall),
         1 => Just(Op::FailNextStoreWrite),
         1 => Just(Op::Restart),
+        1 => who().prop_map(Op::StealClient),
+        2 => Just(Op::MalloryWrite),
+        1 => who().prop_map(Op::PlantedPair),
     ]
 }
 
@@ -234,6 +247,8 @@ struct World {
     store: Arc<Faulty>,
     bridge: SessionBridge,
     sides: [Side; 2],
+    /// The attacker's jar.
+    mallory: Browser,
     /// Session ids that ended: never live again.
     dead: HashSet<String>,
 }
@@ -302,6 +317,45 @@ async fn socket_increment(bridge: &SessionBridge, browser: &Browser) -> Result<S
     Ok(Seen { cid, ..seen })
 }
 
+const CLIENT: &str = "app.sid.cid";
+const SESSION: &str = "app.sid";
+
+/// `M`'s HTTP write: reads what its jar gives it, then marks the session `M`'s.
+async fn mallory_write(bridge: &SessionBridge, browser: &mut Browser) -> Result<Seen> {
+    browser
+        .request(bridge, async |s: &Session| -> Result<Seen> {
+            let owner = s.get::<String>("owner").await?;
+            s.insert("owner", "M").await?;
+            Ok(Seen {
+                owner,
+                ..Seen::default()
+            })
+        })
+        .await?
+}
+
+/// The `owner` mark an HTTP read and a socket read see with `headers`.
+async fn planted_read(
+    bridge: &SessionBridge,
+    headers: &http::HeaderMap,
+) -> (Result<Option<String>>, Result<Option<String>>) {
+    let http = async {
+        let request = bridge.begin_request(headers);
+        let owner = request.session().get::<String>("owner").await?;
+        request.commit(&mut http::HeaderMap::new()).await?;
+        Ok(owner)
+    }
+    .await;
+    let socket = async {
+        let socket = bridge.bind_socket(headers).await?;
+        socket
+            .with_session_or_else(async |ctx| ctx.get::<String>("owner"), || Ok(None))
+            .await?
+    }
+    .await;
+    (http, socket)
+}
+
 async fn regenerate(bridge: &SessionBridge, browser: &mut Browser) -> Result<Seen> {
     browser
         .request(bridge, async |s: &Session| -> Result<Seen> {
@@ -347,6 +401,7 @@ impl World {
             store,
             bridge,
             sides: [Side::new(Who::A), Side::new(Who::B)],
+            mallory: Browser::new(),
             dead: HashSet::new(),
         }
     }
@@ -420,6 +475,70 @@ impl World {
                 self.bridge = build(&self.clock, &self.store);
                 for side in &mut self.sides {
                     side.mapped = Some(false);
+                }
+            }
+            Op::StealClient(who) => {
+                let mut stolen = Browser::new();
+                if let Some(cid) = self.sides[Self::index(who)].browser.cookie(CLIENT) {
+                    stolen.set_cookie(CLIENT, cid);
+                }
+                self.mallory = stolen;
+            }
+            Op::MalloryWrite => {
+                let result = block_on(mallory_write(&self.bridge, &mut self.mallory));
+                match result {
+                    Ok(seen) => assert!(
+                        seen.owner.is_none() || seen.owner.as_deref() == Some("M"),
+                        "takeover: M saw {:?}'s session",
+                        seen.owner
+                    ),
+                    Err(e) => assert!(
+                        self.store.fired() > fired,
+                        "ST4: M's write failed without an injected store failure: {e}"
+                    ),
+                }
+            }
+            Op::PlantedPair(who) => {
+                let i = Self::index(who);
+                let (Some(mc), Some(ms)) =
+                    (self.mallory.cookie(CLIENT), self.mallory.cookie(SESSION))
+                else {
+                    return;
+                };
+                let mut line = format!("{CLIENT}={mc}; {SESSION}={ms}");
+                for name in [CLIENT, SESSION] {
+                    if let Some(v) = self.sides[i].browser.cookie(name) {
+                        line.push_str(&format!("; {name}={v}"));
+                    }
+                }
+                let mut headers = http::HeaderMap::new();
+                headers.insert(
+                    http::header::COOKIE,
+                    http::HeaderValue::from_str(&line).expect("cookie values are ASCII"),
+                );
+                // One read each, whose response the browser does not follow.
+                let read = block_on(planted_read(&self.bridge, &headers));
+                let live = self.sides[i].count.is_some();
+                if live && self.sides[i].mapped == Some(false) {
+                    // When M's pair is dead, the browser's own pair ties alone and its read
+                    // re-attaches the session after a restart (H2 b): the model cannot tell.
+                    self.sides[i].mapped = None;
+                }
+                for (path, seen) in [("HTTP", read.0), ("socket", read.1)] {
+                    match seen {
+                        Ok(owner) if live => assert_ne!(
+                            owner.as_deref(),
+                            Some("M"),
+                            "C4: {who:?}'s {path} read ran in M's planted session"
+                        ),
+                        // With no live session of its own, a browser carries one tied pair:
+                        // M's (cookie tossing; `__Host-` names prevent it, C5).
+                        Ok(_) => {}
+                        Err(e) => assert!(
+                            self.store.fired() > fired,
+                            "ST4: a read failed without an injected store failure: {e}"
+                        ),
+                    }
                 }
             }
             Op::HttpRead(who) => {

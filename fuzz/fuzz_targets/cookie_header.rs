@@ -13,14 +13,14 @@
 //!   pair of quotes: RFC 6265), B's only when it carries both of B's exact pairs; the commit
 //!   succeeds and never sets a session cookie (the session was only read);
 //! - liveness: when the header carries A's exact session pair and no B pair, A's session is
-//!   seen, over HTTP and by the socket;
+//!   seen, over HTTP and by the socket, whatever junk surrounds it (C6: only values of the
+//!   right shape count towards the 8 candidates verified per name);
+//! - two planted pairs (C4): when the header carries both of A's and both of B's exact pairs,
+//!   neither session is seen, over HTTP or by the socket;
 //! - A's own request still sees A's session afterwards (nothing moved or destroyed it).
 //!
-//! The liveness rule is narrower than SPEC C4/C6 on two points where the crate does not meet
-//! the SPEC today (reported, not silently accepted): a header line holding a byte outside
-//! visible ASCII is dropped whole (C6 wants only that pair skipped), and the first verifying
-//! value of a name wins (C4 wants the pair the mapping ties together to win whatever the order).
-//! So liveness is claimed only for headers whose bytes are all visible ASCII, and no B pair is
+//! Liveness is claimed only for headers whose bytes are all visible ASCII (a value with other
+//! bytes is skipped, and a header with them may not reach the bridge whole), and no B pair is
 //! present. Safety is claimed for every header.
 #![no_main]
 
@@ -356,12 +356,20 @@ fn carries(pairs: &[(Vec<u8>, Vec<u8>)], name: &str, value: &str) -> bool {
         .any(|(k, v)| k == name.as_bytes() && v == value.as_bytes())
 }
 
-/// Whether `value` is among the first 8 values of cookie `name` (C6: the bridge verifies at
-/// most that many candidates per name; the pairs it skips as malformed only move it earlier).
+/// C6's cheap shape of one of our signed values: a 32-character id and a 43-character
+/// signature, both URL-safe base64, joined by one `.`.
+fn shaped(v: &[u8]) -> bool {
+    let url_safe = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_';
+    v.len() == 76 && v[32] == b'.' && v[..32].iter().all(url_safe) && v[33..].iter().all(url_safe)
+}
+
+/// Whether `value` is among the first 8 values of the right shape of cookie `name` (C6: the
+/// bridge verifies at most that many candidates per name, counting only shaped ones; the
+/// pairs it skips as malformed only move it earlier).
 fn carries_within_cap(pairs: &[(Vec<u8>, Vec<u8>)], name: &str, value: &str) -> bool {
     pairs
         .iter()
-        .filter(|(k, _)| k == name.as_bytes())
+        .filter(|(k, v)| k == name.as_bytes() && shaped(v))
         .take(8)
         .any(|(_, v)| v == value.as_bytes())
 }
@@ -430,6 +438,11 @@ fuzz_target!(|input: &[u8]| {
             && !carries_b_session
             && !carries_b_client
             && visible_ascii;
+        let two_pairs = carries_within_cap(&found, SESSION, &a.session_value)
+            && carries_within_cap(&found, CLIENT, &a.client_value)
+            && carries_within_cap(&found, SESSION, &b.session_value)
+            && carries_within_cap(&found, CLIENT, &b.client_value)
+            && visible_ascii;
 
         for (channel, seen) in [
             ("HTTP", http_view(&bridge, &headers).await),
@@ -452,6 +465,12 @@ fuzz_target!(|input: &[u8]| {
                 assert_eq!(
                     seen, a.data,
                     "{channel}: A's exact pairs, yet not A's session"
+                );
+            }
+            if two_pairs {
+                assert!(
+                    seen.is_empty(),
+                    "{channel}: C4: two complete pairs, yet a session was trusted"
                 );
             }
         }

@@ -19,7 +19,13 @@
 //!   client pair; a socket bound to A's client never sees B's session and vice versa;
 //!   `session_id()` names the session it sees, or none.
 //! - Liveness: when the handshake carries A's exact pairs and none of B's, in visible ASCII,
-//!   the socket sees A's session.
+//!   the socket sees A's session. Junk values never hide them (C6: only values of the right
+//!   shape count towards the 8 candidates verified per name).
+//! - Two planted pairs (C4): when the handshake carries both A's and B's complete pairs, the
+//!   socket sees neither session.
+//! - The attacker's moves before the handshake (H2, issue 18): a request with only A's (or
+//!   B's) client cookie reads nothing and, when it writes, is answered with another client
+//!   id; the session it creates is nobody's the handshake can reach.
 //! - Afterwards, A's and B's own cookies still see their own sessions over HTTP.
 #![no_main]
 
@@ -116,8 +122,18 @@ enum Origin {
     Opaque([u8; 12]),
 }
 
+/// What an attacker holding only a browser's client cookie does before the handshake.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Move {
+    /// An HTTP request that reads the session.
+    ClientOnlyRead(Who),
+    /// An HTTP request that writes the session (capture through the mapping, attack 1).
+    ClientOnlyWrite(Who),
+}
+
 #[derive(Arbitrary, Debug)]
 struct Input {
+    moves: Vec<Move>,
     origin: Origin,
     host: Option<Authority>,
     items: Vec<Item>,
@@ -403,6 +419,44 @@ fn check_binding(
     }
 }
 
+/// C6's cheap shape of one of our signed values: a 32-character id and a 43-character
+/// signature, both URL-safe base64, joined by one `.`.
+fn shaped(v: &[u8]) -> bool {
+    let url_safe = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_';
+    v.len() == 76 && v[32] == b'.' && v[..32].iter().all(url_safe) && v[33..].iter().all(url_safe)
+}
+
+/// An attacker's request carrying only `who`'s client cookie (H2, S1).
+async fn client_only(bridge: &SessionBridge, who: &Owner, write: bool) {
+    let mut h = http::HeaderMap::new();
+    let line = format!("{CLIENT}={}", who.client);
+    h.insert(http::header::COOKIE, line.parse().expect("valid header"));
+    let ctx = bridge.begin_request(&h);
+    let seen = ctx.session().data().await.expect("LiveStore never fails");
+    assert!(
+        seen.is_empty(),
+        "H2: the client cookie alone yielded a session: {seen:?}"
+    );
+    if write {
+        ctx.session()
+            .insert("evil", true)
+            .await
+            .expect("LiveStore never fails");
+    }
+    let mut out = http::HeaderMap::new();
+    ctx.commit(&mut out).await.expect("LiveStore never fails");
+    if write {
+        let client = set_cookie_pairs(&out)
+            .into_iter()
+            .find(|(k, _)| k == CLIENT)
+            .map(|(_, v)| v);
+        assert!(
+            client.is_some_and(|c| c != who.client),
+            "H2: a session created with only a held client cookie kept that client id"
+        );
+    }
+}
+
 async fn http_sees(bridge: &SessionBridge, who: &Owner) -> Map<String, Value> {
     let mut h = http::HeaderMap::new();
     let line = format!("{CLIENT}={}; {SESSION}={}", who.client, who.session);
@@ -424,7 +478,7 @@ fuzz_target!(|input: Input| {
         }
     }
     let total: usize = lines_in.iter().map(Vec::len).sum();
-    if lines_in.len() > 4 || total > MAX_PAIRS {
+    if lines_in.len() > 4 || total > MAX_PAIRS || input.moves.len() > 3 {
         return;
     }
     let bridge = SessionBridge::builder()
@@ -436,6 +490,14 @@ fuzz_target!(|input: Input| {
     futures::executor::block_on(async {
         let a = new_owner(&bridge, "A").await;
         let b = new_owner(&bridge, "B").await;
+        for m in &input.moves {
+            match *m {
+                Move::ClientOnlyRead(Who::A) => client_only(&bridge, &a, false).await,
+                Move::ClientOnlyRead(Who::B) => client_only(&bridge, &b, false).await,
+                Move::ClientOnlyWrite(Who::A) => client_only(&bridge, &a, true).await,
+                Move::ClientOnlyWrite(Who::B) => client_only(&bridge, &b, true).await,
+            }
+        }
 
         let lines: Vec<Vec<u8>> = lines_in
             .iter()
@@ -465,12 +527,13 @@ fuzz_target!(|input: Input| {
             .iter()
             .flatten()
             .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b));
-        // C6: at most 8 values of one name are verified; malformed ones it skips only move
-        // A's earlier, so "among the first 8 pairs of that name" is a safe claim.
+        // C6: at most 8 values of one name are verified, counting only values of the right
+        // shape (malformed pairs the bridge skips only move A's earlier), so "among the first
+        // 8 shaped values of that name" is a safe claim.
         let within_cap = |name: &str, value: &str| {
             found
                 .iter()
-                .filter(|(k, _)| k == name.as_bytes())
+                .filter(|(k, v)| k == name.as_bytes() && shaped(v))
                 .take(8)
                 .any(|(_, v)| v == value.as_bytes())
         };
@@ -478,6 +541,12 @@ fuzz_target!(|input: Input| {
             && within_cap(SESSION, &a.session)
             && !carries(CLIENT, &b.client)
             && !carries(SESSION, &b.session)
+            && visible_ascii;
+        // C4: both complete pairs, both verified: neither session is trusted.
+        let two_pairs = within_cap(CLIENT, &a.client)
+            && within_cap(SESSION, &a.session)
+            && within_cap(CLIENT, &b.client)
+            && within_cap(SESSION, &b.session)
             && visible_ascii;
 
         // The handshake as built: Origin and Host.
@@ -527,6 +596,10 @@ fuzz_target!(|input: Input| {
         if let Ok(socket) = &result {
             let seen = view(socket).await;
             check_binding("handshake", &seen, &found, expect_a, &a, &b);
+            assert!(
+                !two_pairs || seen.2.is_empty(),
+                "C4: two planted complete pairs, yet a session was trusted"
+            );
         }
         // The same cookies without Origin/Host: the binding is always checked.
         let socket = bridge
@@ -535,6 +608,10 @@ fuzz_target!(|input: Input| {
             .expect("S1: a handshake without Origin binds");
         let seen = view(&socket).await;
         check_binding("handshake without Origin", &seen, &found, expect_a, &a, &b);
+        assert!(
+            !two_pairs || seen.2.is_empty(),
+            "C4: two planted complete pairs, yet a session was trusted (no Origin)"
+        );
 
         assert_eq!(
             http_sees(&bridge, &a).await,

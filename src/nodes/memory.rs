@@ -227,6 +227,25 @@ impl MemoryMap {
         true
     }
 
+    /// Links `cid` to the new session `sid` only while `cid`'s entry is still `expected`
+    /// (`None`: no entry), in one step under one lock: a session created for a client never
+    /// moves it away from a session another request attached meanwhile (H2).
+    pub(crate) fn attach_new(
+        &self,
+        cid: &str,
+        sid: &str,
+        expires_at: u64,
+        expected: Option<&str>,
+    ) -> bool {
+        let mut m = self.write();
+        let current = m.find_cid(cid).map(|i| m.entries[i].sid.as_str());
+        if current != expected {
+            return false;
+        }
+        m.link(cid, sid, expires_at);
+        true
+    }
+
     /// Records a new expiry for a mapped sid; returns its client id, if mapped.
     pub(crate) fn touch(&self, sid: &str, expires_at: u64) -> Option<String> {
         let mut m = self.write();
@@ -304,6 +323,18 @@ impl ClientMap for MemoryMap {
     ) -> BoxFuture<'a, Result<bool>> {
         Box::pin(ready(Ok(MemoryMap::attach_if_unclaimed(
             self, cid, sid, expires_at,
+        ))))
+    }
+
+    fn attach_new<'a>(
+        &'a self,
+        cid: &'a str,
+        sid: &'a str,
+        expires_at: u64,
+        expected: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(ready(Ok(MemoryMap::attach_new(
+            self, cid, sid, expires_at, expected,
         ))))
     }
 

@@ -59,6 +59,18 @@ pub trait ClientMap: Send + Sync + 'static {
         expires_at: u64,
     ) -> BoxFuture<'a, Result<bool>>;
 
+    /// Links `cid` to the newly created session `sid` only while `cid`'s entry is still
+    /// `expected` (`None`: `cid` has no entry), atomically: a session created for a client
+    /// never moves the client away from a session that another request attached meanwhile
+    /// (H2: creation never moves a held client). `true`: linked.
+    fn attach_new<'a>(
+        &'a self,
+        cid: &'a str,
+        sid: &'a str,
+        expires_at: u64,
+        expected: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool>>;
+
     /// Moves the expiry of a mapped `sid`; returns its client id, if mapped.
     fn touch<'a>(&'a self, sid: &'a str, expires_at: u64) -> BoxFuture<'a, Result<Option<String>>>;
 

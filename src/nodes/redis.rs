@@ -459,13 +459,17 @@ fn eval<T: FromRedisValue + Send + 'static>(
 // -- the mapping (M1) ------------------------------------------------------------------------
 
 /// Links a client and a session 1:1, unlinking what either had. KEYS: c:<cid>, s:<sid>;
-/// ARGV: cid, sid, expiry (unix ms), map prefix, "1" = only if unclaimed by another client.
+/// ARGV: cid, sid, expiry (unix ms), map prefix, mode: "1" = only if unclaimed by another
+/// client, "2" = only while the client's entry is ARGV[6] ("" = no entry), "0" = always.
 const LINK_SCRIPT: &str = r#"
 local owner = redis.call('GET', KEYS[2])
 if ARGV[5] == '1' and owner and owner ~= ARGV[1] then
   return 0
 end
 local old_sid = redis.call('GET', KEYS[1])
+if ARGV[5] == '2' and (old_sid or '') ~= ARGV[6] then
+  return 0
+end
 if old_sid and old_sid ~= ARGV[2] then
   local k = ARGV[4] .. 's:' .. old_sid
   if redis.call('GET', k) == ARGV[1] then redis.call('DEL', k) end
@@ -519,6 +523,15 @@ impl std::fmt::Debug for RedisClientMap {
     }
 }
 
+/// When [`RedisClientMap::link`] links.
+enum Link<'a> {
+    Always,
+    /// Unless another client holds the session (H2 b).
+    Unclaimed,
+    /// Only while the client's entry is this session (`None`: no entry; H2 creation).
+    ClientAt(Option<&'a str>),
+}
+
 impl RedisClientMap {
     fn key(&self, kind: &str, id: &str) -> String {
         format!("{}{kind}:{id}", self.prefix)
@@ -529,8 +542,13 @@ impl RedisClientMap {
         cid: &str,
         sid: &str,
         expires_at: u64,
-        only_unclaimed: bool,
+        mode: Link<'_>,
     ) -> BoxFuture<'static, Result<bool>> {
+        let (mode, expected) = match mode {
+            Link::Always => ("0", ""),
+            Link::Unclaimed => ("1", ""),
+            Link::ClientAt(expected) => ("2", expected.unwrap_or_default()),
+        };
         let fut = eval::<i64>(
             &self.store,
             "map_attach",
@@ -541,7 +559,8 @@ impl RedisClientMap {
                 sid.to_owned(),
                 expires_at.max(1).to_string(),
                 self.prefix.clone(),
-                if only_unclaimed { "1" } else { "0" }.to_owned(),
+                mode.to_owned(),
+                expected.to_owned(),
             ],
         );
         Box::pin(async move { Ok(fut.await? == 1) })
@@ -569,7 +588,7 @@ impl ClientMap for RedisClientMap {
         sid: &'a str,
         expires_at: u64,
     ) -> BoxFuture<'a, Result<()>> {
-        let fut = self.link(cid, sid, expires_at, false);
+        let fut = self.link(cid, sid, expires_at, Link::Always);
         Box::pin(async move { fut.await.map(drop) })
     }
 
@@ -579,7 +598,17 @@ impl ClientMap for RedisClientMap {
         sid: &'a str,
         expires_at: u64,
     ) -> BoxFuture<'a, Result<bool>> {
-        self.link(cid, sid, expires_at, true)
+        self.link(cid, sid, expires_at, Link::Unclaimed)
+    }
+
+    fn attach_new<'a>(
+        &'a self,
+        cid: &'a str,
+        sid: &'a str,
+        expires_at: u64,
+        expected: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool>> {
+        self.link(cid, sid, expires_at, Link::ClientAt(expected))
     }
 
     fn touch<'a>(&'a self, sid: &'a str, expires_at: u64) -> BoxFuture<'a, Result<Option<String>>> {

@@ -77,7 +77,8 @@ export class Browser {
    * body }` (body parsed as JSON when it is). The headers and the body each within `ms`.
    */
   async get(path, base = this.base, ms = STEP_TIMEOUT_MS) {
-    const headers = this.jar.size ? { cookie: this.cookie() } : {};
+    const cookie = this.cookie();
+    const headers = cookie ? { cookie } : {};
     const res = await within(
       fetch(new URL(path, base), { headers, redirect: "manual" }),
       `GET ${path}`,
@@ -96,6 +97,22 @@ export class Browser {
       // not JSON: kept as text
     }
     return { status: res.status, setCookies, body };
+  }
+}
+
+/**
+ * A browser whose Cookie header is exactly `header`, built by hand: a name may repeat, in the
+ * order given (as when a sibling subdomain planted cookies of its own with a longer Path, which
+ * the browser sends first). `Set-Cookie` still fills the jar but never changes what it sends.
+ */
+export class HandBuiltCookies extends Browser {
+  constructor(base, header) {
+    super(base);
+    this.header = header;
+  }
+
+  cookie() {
+    return this.header;
   }
 }
 

@@ -5,8 +5,10 @@
 //
 //   node quick_start_scenario.mjs http://127.0.0.1:3000
 //
-// It prints one line per check and exits non-zero at the first failure. Every await is
-// bounded (STEP_TIMEOUT_MS), and so is the whole run (RUN_TIMEOUT_MS), so it never hangs.
+// It prints one line per check and exits non-zero at the first failure (with KEEP_GOING=1:
+// every scenario runs on every transport, each failure printed, exit 1 at the end). Every
+// await is bounded (STEP_TIMEOUT_MS), and so is the whole run (RUN_TIMEOUT_MS), so it never
+// hangs.
 // Its helpers (cookie jar, bounded awaits, checks, socket.io) are in lib.mjs, shared with
 // two_nodes.mjs.
 //
@@ -58,7 +60,17 @@
 // 9. a client cookie planted before the login (an attacker's, with the attacker's socket
 //    open) does not follow the session: the login issues a new client id, the attacker's
 //    socket never sees or writes the victim's session (H8, S1, H2);
-// 10. bad login names get 400 `bad-name` and change nothing; 32 characters are accepted.
+// 10. bad login names get 400 `bad-name` and change nothing; 32 characters are accepted;
+// 11. capture through the mapping: a request carrying only the victim's client cookie (no
+//    session cookie) that writes the session (`/api/session`) gets a NEW client id (a
+//    Set-Cookie) and a session of its own: creation never moves a held client, so the
+//    victim's open socket still reads and writes the victim's session, the victim's HTTP
+//    reads are unchanged and the attacker's never show the victim's data (H2, H8, S1, S2);
+// 12. two tied pairs trust neither: the attacker's own complete, logged-in pair planted by a
+//    sibling subdomain so that it is sent first (`app.sid.cid=<attacker>; app.sid=<attacker>;
+//    app.sid.cid=<victim>; app.sid=<victim>`): HTTP reads no session, a socket gets
+//    missing-session, an HTTP write starts a new session; the attacker's session is never read
+//    or written (no login CSRF), the victim's own is untouched (C4).
 //
 // The HTTP requests run one after the other within a browser on purpose: like koa-session,
 // two overlapping requests of one browser that write the same key are last-writer-wins
@@ -70,6 +82,7 @@ import {
   CLIENT_COOKIE,
   CheckFailed,
   Checker,
+  HandBuiltCookies,
   MISSING,
   SESSION_COOKIE,
   SESSION_ENDED,
@@ -93,6 +106,7 @@ const RUN_TIMEOUT_MS = 50_000;
 const FOREIGN_ORIGIN = "http://evil.example";
 const SESSION_KEYS = new Set(["createdAt", "httpCount", "wsCount", "user"]);
 const BAD_NAME = { ok: false, error: "bad-name" };
+const KEEP_GOING = process.env.KEEP_GOING === "1";
 
 /** One scenario run on one transport: prints its checks, owns its sockets. */
 class Run extends Checker {
@@ -532,6 +546,124 @@ async function badLoginNames(r) {
   r.eq("a 32-character name is accepted", [name.length, ok.status, ok.body?.session?.user], [32, 200, name]);
 }
 
+async function capturedThroughMapping(r) {
+  const victim = r.browser();
+  const login = await victim.get("/api/login?name=victim");
+  r.eq("the victim logs in", [login.status, login.body?.ok, login.body?.session?.user], [200, true, "victim"]);
+  const vsid = login.body.sessionId;
+  const vcid = victim.jar.get(CLIENT_COOKIE);
+  const s = await r.socket({ cookie: victim.cookie() });
+  const before = await r.ask(s, "session:get");
+  r.eq("the victim's socket is bound to the victim's session", [before.ok, before.sessionId, before.session?.user], [true, vsid, "victim"]);
+
+  // The attacker holds the victim's client cookie only (app.sid.cid, no app.sid).
+  const attacker = r.browser();
+  attacker.jar.set(CLIENT_COOKIE, vcid);
+  const written = await attacker.get("/api/session");
+  r.eq(
+    "the attacker's /api/session with only the victim's client cookie answers: [status, ok, httpCount]",
+    [written.status, written.body?.ok, written.body?.session?.httpCount],
+    [200, true, 1],
+  );
+
+  // The victim's side first: what the capture would change.
+  const after = await r.ask(s, "session:get");
+  r.eq(
+    "H2/S2: after the attacker's write the victim's socket still reads the victim's session: [ok, sessionId, user]",
+    [after.ok, after.sessionId, after.session?.user],
+    [true, vsid, "victim"],
+  );
+  const inc = await r.ask(s, "session:inc");
+  r.eq(
+    "S2: the victim's socket's session:inc writes the victim's session: [ok, sessionId, user, wsCount]",
+    [inc.ok, inc.sessionId, inc.session?.user, inc.session?.wsCount],
+    [true, vsid, "victim", 1],
+  );
+  const read = await r.json(victim, "/api/read");
+  r.eq(
+    "H2: the victim's HTTP /api/read is unchanged, with its socket's write: [sessionId, clientId, user, httpCount, wsCount]",
+    [read.sessionId, read.clientId, read.session?.user, read.session?.httpCount, read.session?.wsCount],
+    [vsid, login.body.clientId, "victim", undefined, 1],
+  );
+
+  // The attacker's side: a client and a session of its own.
+  r.ok(
+    `H2/H8: the attacker's request got a NEW client id (a Set-Cookie ${CLIENT_COOKIE} with another value)`,
+    written.setCookies.includes(CLIENT_COOKIE) &&
+      attacker.jar.get(CLIENT_COOKIE) !== vcid &&
+      typeof written.body?.clientId === "string" &&
+      written.body.clientId !== login.body.clientId,
+    show({ setCookies: written.setCookies, clientId: written.body?.clientId, victimClientId: login.body.clientId }),
+  );
+  r.ok("H2: ... and a new session of its own", typeof written.body?.sessionId === "string" && written.body.sessionId !== vsid, show(written.body));
+  const theirs = await r.json(attacker, "/api/read");
+  r.eq(
+    "H2/S1: the attacker's HTTP /api/read shows its own session, never the victim's data: [sessionId, clientId, user, httpCount, wsCount]",
+    [theirs.sessionId, theirs.clientId, theirs.session?.user, theirs.session?.httpCount, theirs.session?.wsCount],
+    [written.body.sessionId, written.body.clientId, undefined, 1, undefined],
+  );
+}
+
+async function tiedPairs(r) {
+  const attacker = r.browser();
+  const mallory = await attacker.get("/api/login?name=mallory");
+  r.eq("the attacker logs in (its own pair)", [mallory.status, mallory.body?.session?.user], [200, "mallory"]);
+  const victim = r.browser();
+  const login = await victim.get("/api/login?name=victim");
+  r.eq("the victim logs in", [login.status, login.body?.session?.user], [200, "victim"]);
+  const asid = mallory.body.sessionId;
+  const vsid = login.body.sessionId;
+  const complete = (b) => b.jar.has(CLIENT_COOKIE) && b.jar.has(SESSION_COOKIE);
+  r.ok(
+    "the attacker and the victim each hold a complete pair (client and session cookie)",
+    complete(attacker) && complete(victim),
+    show([[...attacker.jar.keys()], [...victim.jar.keys()]]),
+  );
+  const pair = (b) => `${CLIENT_COOKIE}=${b.jar.get(CLIENT_COOKIE)}; ${SESSION_COOKIE}=${b.jar.get(SESSION_COOKIE)}`;
+  // What the victim's browser sends once a sibling subdomain planted the attacker's pair with
+  // a longer Path: the attacker's pair first, then the victim's own.
+  const header = `${pair(attacker)}; ${pair(victim)}`;
+  const tied = new HandBuiltCookies(r.base, header);
+
+  const read = await r.json(tied, "/api/read");
+  r.eq(
+    "C4: HTTP /api/read with both pairs reads no session (never the attacker's): [sessionId, user, session]",
+    [read.sessionId ?? null, read.session?.user, read.session ?? {}],
+    [null, undefined, {}],
+  );
+  const s = await r.socket({ cookie: header });
+  r.eq("C4: a socket opened with both pairs: session:get answers missing-session, never the attacker's session", await r.ask(s, "session:get"), MISSING);
+  r.eq("C4: ... and its session:inc writes nothing", await r.ask(s, "session:inc"), MISSING);
+  const write = await r.json(tied, "/api/session");
+  r.ok(
+    "C4: HTTP /api/session with both pairs writes a new session, neither the attacker's nor the victim's",
+    write.ok === true &&
+      typeof write.sessionId === "string" &&
+      write.sessionId !== asid &&
+      write.sessionId !== vsid &&
+      write.session?.user === undefined &&
+      write.session?.httpCount === 1,
+    show(write),
+  );
+  r.eq("C4: ... and the socket still gets missing-session", await r.ask(s, "session:get"), MISSING);
+
+  const theirs = await r.json(attacker, "/api/read");
+  r.eq(
+    "C4: the attacker's session is untouched: [sessionId, user, httpCount, wsCount]",
+    [theirs.sessionId, theirs.session?.user, theirs.session?.httpCount, theirs.session?.wsCount],
+    [asid, "mallory", undefined, undefined],
+  );
+  const mine = await r.json(victim, "/api/read");
+  r.eq(
+    "C4: the victim's session is untouched too (neither pair was trusted): [sessionId, user, httpCount, wsCount]",
+    [mine.sessionId, mine.session?.user, mine.session?.httpCount, mine.session?.wsCount],
+    [vsid, "victim", undefined, undefined],
+  );
+  const own = await r.socket({ cookie: victim.cookie() });
+  const got = await r.ask(own, "session:get");
+  r.eq("the victim's own pair alone still binds a socket to the victim's session", [got.ok, got.sessionId, got.session?.user], [true, vsid, "victim"]);
+}
+
 const SCENARIOS = [
   ["socket and HTTP see each other's writes (S1 S2 S3 H2 H4 H7)", sharedBothWays],
   ["socket connected before the session existed (S1 S2 S5 H1 H4)", connectedBeforeSession],
@@ -543,6 +675,8 @@ const SCENARIOS = [
   ["login and logout reach the sockets (H8 S1 S2 S6 H4)", loginAndLogout],
   ["a client cookie planted before the login does not follow the session (H8 S1 H2)", plantedClientCookie],
   ["bad login names (400 bad-name)", badLoginNames],
+  ["the victim's client cookie alone never moves the victim's socket into the attacker's session (H2 H8 S1 S2)", capturedThroughMapping],
+  ["two tied pairs (the attacker's planted first) trust neither (C4)", tiedPairs],
 ];
 
 // -- main -------------------------------------------------------------------------------
@@ -553,6 +687,7 @@ async function main() {
 
   const started = Date.now();
   let checks = 0;
+  const failed = [];
   for (const transport of TRANSPORTS) {
     for (const [title, scenario] of SCENARIOS) {
       console.log(`---- [${transport.name}] ${title}`);
@@ -562,12 +697,20 @@ async function main() {
         await scenario(run);
       } catch (err) {
         run.close();
-        fail(`[${transport.name}] ${title}: ${reason(err)}`);
+        const line = `[${transport.name}] ${title}: ${reason(err)}`;
+        if (!KEEP_GOING) fail(line);
+        console.log(`FAIL ${line}`);
+        failed.push(`[${transport.name}] ${title}`);
+        continue;
       }
       run.close();
       checks += run.checks;
       console.log(`     (${Date.now() - t0} ms)`);
     }
+  }
+  if (failed.length) {
+    console.log(`FAILED ${failed.length} of ${SCENARIOS.length * TRANSPORTS.length} scenario runs; ${checks} checks of the others passed`);
+    process.exit(1);
   }
   console.log(`PASS ${checks} checks, ${SCENARIOS.length} scenarios x ${TRANSPORTS.length} transports in ${Date.now() - started} ms`);
   process.exit(0);

@@ -2,7 +2,7 @@
 // cookie jar shared by the browser's HTTP requests and its socket.io connections, HTTP to one
 // node and the socket to the other.
 //
-//   node two_nodes.mjs BASE_A BASE_B             the scenarios a-g below
+//   node two_nodes.mjs BASE_A BASE_B             the scenarios a-i below
 //   node two_nodes.mjs BASE_A BASE_B --outage    the Redis outage run (M4), driven over stdin
 //
 // It speaks the Quick Start protocol of quick_start_scenario.mjs (whose helpers it shares,
@@ -31,7 +31,19 @@
 //    cookies it is bound to the new session and sees the user;
 // g. H2 S1: the victim's session cookie (app.sid + app.sid.sig) copied into an attacker's jar
 //    next to the attacker's own client cookie is ignored on both nodes, over HTTP and over
-//    sockets; the victim's session is untouched.
+//    sockets; the victim's session is untouched;
+// h. H2 H8 S1 S2: capture through the mapping: a request on one node carrying only the
+//    victim's client cookie (no session cookie) that writes the session (`/api/user?name=
+//    planted`) gets a NEW client id (a Set-Cookie) and a session of its own: creation never
+//    moves a held client (H2), so the victim's socket open on the other node still reads and
+//    writes the victim's session (S2), the victim's HTTP reads are unchanged and the
+//    attacker's never show the victim's data (S1); the victim on A and the attacker on B, then
+//    the reverse;
+// i. C4: two tied pairs trust neither: the attacker's own complete, logged-in pair planted by a
+//    sibling subdomain so that it is sent first (`app.sid.cid=<attacker>; app.sid=<attacker>;
+//    app.sid.cid=<victim>; app.sid=<victim>`): HTTP on A reads no session, a socket on B gets
+//    missing-session, an HTTP write starts a new session; the attacker's session is never
+//    read or written (no login CSRF), the victim's own is untouched.
 //
 // The outage run (M4), for a driver that can stop and restart Redis (tests/multi_node_e2e.rs):
 // before: a, and a session held open with a socket on each node; then Redis dies under load: a
@@ -63,6 +75,7 @@ import {
   CLIENT_COOKIE,
   CheckFailed,
   Checker,
+  HandBuiltCookies,
   MISSING,
   SESSION_CHANGED,
   SESSION_COOKIE,
@@ -461,6 +474,147 @@ async function copiedCookieAcross(r) {
   await r.bound(own, B, vsid, "the victim's own socket on B still sees it", "victim");
 }
 
+/**
+ * h. H2 H8 S1 S2: a request carrying only the victim's client cookie, no session cookie, that
+ * writes the session on one node gets a new client id and a session of its own; the victim's
+ * socket on the other node stays on the victim's session. Both ways round.
+ */
+async function captureAcross(r) {
+  const { A, B } = r;
+  for (const [V, X] of [
+    [A, B],
+    [B, A],
+  ]) {
+    const victim = r.browser();
+    const login = await r.login(victim, V, "victim");
+    const vsid = login.sessionId;
+    const vcid = victim.jar.get(CLIENT_COOKIE);
+    const s = await r.socket(V, victim.cookie());
+    await r.bound(s, V, vsid, `the victim's socket on ${V.name} is bound to the victim's session and sees user victim`, "victim");
+
+    // The attacker holds the victim's client cookie only (app.sid.cid, no app.sid).
+    const attacker = r.browser();
+    attacker.jar.set(CLIENT_COOKIE, vcid);
+    const planted = await r.get(attacker, X, "/api/user?name=planted");
+    r.eq(
+      `the attacker's /api/user?name=planted on ${X.name} with only the victim's client cookie answers: [status, ok, user]`,
+      [planted.status, planted.body?.ok, planted.body?.session?.user],
+      [200, true, "planted"],
+    );
+
+    // The victim's side first: what the capture would change.
+    await r.bound(
+      s,
+      V,
+      vsid,
+      `H2/S2: after the attacker's write on ${X.name}, the victim's socket on ${V.name} still reads the victim's session: [ok, sessionId, user]`,
+      "victim",
+    );
+    const inc = await ask(s, "session:inc");
+    r.eq(
+      `S2: the victim's socket's session:inc on ${V.name} writes the victim's session: [ok, sessionId, user, wsCount]`,
+      [inc.ok, inc.sessionId, inc.session?.user, inc.session?.wsCount],
+      [true, vsid, "victim", 1],
+    );
+    for (const node of [V, X]) {
+      const read = await r.json(victim, node, "/api/read");
+      r.eq(
+        `H2: the victim's HTTP /api/read on ${node.name} is unchanged, with its socket's write: [sessionId, clientId, user, wsCount]`,
+        [read.sessionId, read.clientId, read.session?.user, read.session?.wsCount],
+        [vsid, login.clientId, "victim", 1],
+      );
+    }
+
+    // The attacker's side: a client and a session of its own.
+    r.ok(
+      `H2/H8: the attacker's request got a NEW client id (a Set-Cookie ${CLIENT_COOKIE} with another value)`,
+      planted.setCookies.includes(CLIENT_COOKIE) &&
+        attacker.jar.get(CLIENT_COOKIE) !== vcid &&
+        typeof planted.body?.clientId === "string" &&
+        planted.body.clientId !== login.clientId,
+      show({ setCookies: planted.setCookies, clientId: planted.body?.clientId, victimClientId: login.clientId }),
+    );
+    r.ok(
+      "H2: ... and a new session of its own",
+      typeof planted.body?.sessionId === "string" && planted.body.sessionId !== vsid,
+      show(planted.body),
+    );
+    for (const node of [X, V]) {
+      const theirs = await r.json(attacker, node, "/api/read");
+      r.eq(
+        `H2/S1: the attacker's HTTP /api/read on ${node.name} shows its own session, never the victim's data: [sessionId, clientId, user, wsCount]`,
+        [theirs.sessionId, theirs.clientId, theirs.session?.user, theirs.session?.wsCount],
+        [planted.body.sessionId, planted.body.clientId, "planted", undefined],
+      );
+    }
+    await r.bound(s, V, vsid, `S2: the victim's socket on ${V.name} ends on the victim's session`, "victim");
+  }
+}
+
+/**
+ * i. C4: the attacker's own complete pair planted before the victim's (sent first): two
+ * different pairs that both verify and both belong together trust neither, over HTTP on A and
+ * over a socket on B; nothing the victim does reaches the attacker's session.
+ */
+async function tiedPairsAcross(r) {
+  const { A, B } = r;
+  const attacker = r.browser();
+  const mallory = await r.login(attacker, B, "mallory");
+  const victim = r.browser();
+  const login = await r.login(victim, A, "victim");
+  const vsid = login.sessionId;
+  const complete = (b) => b.jar.has(CLIENT_COOKIE) && b.jar.has(SESSION_COOKIE);
+  r.ok(
+    "the attacker and the victim each hold a complete pair (client and session cookie)",
+    complete(attacker) && complete(victim),
+    show([[...attacker.jar.keys()], [...victim.jar.keys()]]),
+  );
+  const pair = (b) => `${CLIENT_COOKIE}=${b.jar.get(CLIENT_COOKIE)}; ${SESSION_COOKIE}=${b.jar.get(SESSION_COOKIE)}`;
+  // What the victim's browser sends once a sibling subdomain planted the attacker's pair with
+  // a longer Path: the attacker's pair first, then the victim's own.
+  const header = `${pair(attacker)}; ${pair(victim)}`;
+  const tied = new HandBuiltCookies(A.base, header);
+
+  const read = await r.json(tied, A, "/api/read");
+  r.eq(
+    "C4: HTTP /api/read on A with both pairs reads no session (never the attacker's): [sessionId, user, session]",
+    [read.sessionId ?? null, read.session?.user, read.session ?? {}],
+    [null, undefined, {}],
+  );
+  const s = await r.socket(B, header);
+  r.eq("C4: a socket on B opened with both pairs: session:get answers missing-session, never the attacker's session", await ask(s, "session:get"), MISSING);
+  r.eq("C4: ... and its session:inc writes nothing", await ask(s, "session:inc"), MISSING);
+  const write = await r.json(tied, A, "/api/session");
+  r.ok(
+    "C4: HTTP /api/session on A with both pairs writes a new session, neither the attacker's nor the victim's",
+    write.ok === true &&
+      typeof write.sessionId === "string" &&
+      write.sessionId !== mallory.sessionId &&
+      write.sessionId !== vsid &&
+      write.session?.user === undefined &&
+      write.session?.httpCount === 1,
+    show(write),
+  );
+  r.eq("C4: ... and the socket on B still gets missing-session", await ask(s, "session:get"), MISSING);
+
+  for (const node of [B, A]) {
+    const theirs = await r.json(attacker, node, "/api/read");
+    r.eq(
+      `C4: the attacker's session is untouched, read on ${node.name}: [sessionId, user, httpCount, wsCount]`,
+      [theirs.sessionId, theirs.session?.user, theirs.session?.httpCount, theirs.session?.wsCount],
+      [mallory.sessionId, "mallory", undefined, undefined],
+    );
+  }
+  const mine = await r.json(victim, B, "/api/read");
+  r.eq(
+    "C4: the victim's session is untouched too (neither pair was trusted), read on B: [sessionId, user, httpCount, wsCount]",
+    [mine.sessionId, mine.session?.user, mine.session?.httpCount, mine.session?.wsCount],
+    [vsid, "victim", undefined, undefined],
+  );
+  const own = await r.socket(B, victim.cookie());
+  await r.bound(own, B, vsid, "the victim's own pair alone still binds a socket on B to the victim's session", "victim");
+}
+
 // -- the outage run (M4) --------------------------------------------------------------------
 
 let stdinLines;
@@ -791,6 +945,8 @@ const SCENARIOS = [
   ["e", "M3 S6: /api/logout on A ends the session of B's socket", logoutAcross],
   ["f", "M1 M3 S6 H8: /api/login on A regenerates; B's socket hears it and rebinds", regenerateAcross],
   ["g", "H2 S1: a copied session cookie is ignored on both nodes", copiedCookieAcross],
+  ["h", "H2 H8 S1 S2: the victim's client cookie alone never moves the victim's socket into the attacker's session", captureAcross],
+  ["i", "C4: two tied pairs (the attacker's planted first) trust neither, over HTTP on A and a socket on B", tiedPairsAcross],
 ];
 
 const OUTAGE_RUN = [
