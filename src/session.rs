@@ -108,6 +108,8 @@ struct State {
     /// request's changes become the new session, and it is destroyed.
     moved_from: Option<String>,
     max_age: Option<u64>,
+    /// `update` wrote the record: the commit re-sends the session cookie (H11).
+    rewritten: bool,
     /// H12: the stored value of each key this request read before writing it (`None`:
     /// absent), checked against the fresh record at commit.
     reads: BTreeMap<String, Option<Value>>,
@@ -189,6 +191,7 @@ impl Session {
                     destroy: Vec::new(),
                     moved_from: None,
                     max_age: None,
+                    rewritten: false,
                     reads: BTreeMap::new(),
                     read_all: false,
                 }),
@@ -781,6 +784,8 @@ impl Session {
                 st.settle_reads();
                 match saved {
                     Some(saved) => {
+                        // H11: the write re-sends the session cookie at commit.
+                        st.rewritten |= saved.written();
                         // The request's own pending changes stay on top of what is stored
                         // now; what `f` wrote counts as read at its new value (it is not a
                         // stale read).
@@ -935,22 +940,30 @@ impl Session {
             }
             return Ok("discarded");
         }
-        let loaded = self.state().loaded;
+        let (loaded, max_age) = {
+            let st = self.state();
+            (st.loaded, st.max_age)
+        };
         if !loaded {
-            self.send_client_cookie(headers, send_client_cookie).await?;
-            return Ok("untouched"); // H3: never touched
+            if max_age.is_none() {
+                self.send_client_cookie(headers, send_client_cookie).await?;
+                return Ok("untouched"); // H3: never touched
+            }
+            // H5: a max age takes effect whether or not the request read the session.
+            self.ensure_loaded().await?;
         }
         // The common read-only request: a stored session, nothing changed, nothing due. Answer
         // it without copying the request's state (H3, H4 "unchanged -> no store write").
         let unchanged = {
             let st = self.state();
-            if let (Some(sid), Some(base), None, true, true, false) = (
+            if let (Some(sid), Some(base), None, true, true, false, false) = (
                 &st.sid,
                 &st.base,
                 &st.moved_from,
                 st.destroy.is_empty(),
                 st.changes.is_empty(),
                 st.cookie_stale,
+                st.rewritten,
             ) && !engine.refresh_due(base)
                 && st.max_age.is_none_or(|ms| ms == base.ttl)
             {
@@ -1118,7 +1131,9 @@ impl Session {
                 let refresh = engine.refresh_due(base) || session_cookie_stale;
                 let ttl_changed = st.max_age.is_some_and(|ms| ms != base.ttl);
                 if st.changes.is_empty() && !refresh && !ttl_changed {
-                    if session_cookie_stale {
+                    // H11: an `update` of this request wrote the record; C2: a re-signed
+                    // cookie.
+                    if session_cookie_stale || st.rewritten {
                         let max_age = cookie_max_age(base, engine.now());
                         append_set_cookie(headers, cfg.session_set_cookie(sid, max_age));
                     }

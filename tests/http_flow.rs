@@ -751,3 +751,70 @@ fn h12_last_writer_wins_restores_the_old_behaviour() {
         );
     });
 }
+
+/// H11, issue 19 defect 1: `Session::update` (what the quick starts' counters use) wrote the
+/// record but never re-sent the session cookie, so the browser's cookie expired a day after
+/// the session was created however active it was. Every write re-sends it, `update` too.
+#[test]
+fn h11_session_update_resends_the_session_cookie_with_the_records_ttl() {
+    block_on(async {
+        let w = world();
+        let mut b = Browser::new();
+        count(&mut b, &w.bridge).await;
+        w.clock.advance(Duration::from_secs(3600));
+        let ex = b
+            .request(&w.bridge, |s| async move {
+                s.update(|data| {
+                    let n = data.get("n").and_then(|v| v.as_u64()).unwrap_or(0) + 1;
+                    data.insert("n".into(), n.into());
+                    n
+                })
+                .await
+                .unwrap()
+            })
+            .await;
+        assert_eq!(ex.value, 2);
+        let set = ex
+            .set_cookie("app.sid")
+            .expect("H11: an update re-sends the session cookie");
+        assert!(set.contains("Max-Age=86400"), "{set}");
+        // An update that changes nothing writes nothing and re-sends nothing.
+        let same = b
+            .request(
+                &w.bridge,
+                |s| async move { s.update(|_| ()).await.unwrap() },
+            )
+            .await;
+        assert_eq!(same.set_cookie("app.sid"), None);
+    });
+}
+
+/// H5, issue 19 defect 2: a per-session max age set by a request that never read the session
+/// returned `Ok` and was silently dropped (the commit took the "untouched" exit). It takes
+/// effect whether or not the request read the session: the record's TTL and the cookie's
+/// Max-Age both change (tower-sessions' `set_expiry` test does the same).
+#[test]
+fn h5_set_max_age_without_a_read_takes_effect() {
+    block_on(async {
+        let w = world();
+        let mut b = Browser::new();
+        count(&mut b, &w.bridge).await;
+        let week = Duration::from_secs(7 * 24 * 3600);
+        let ex = b
+            .request(&w.bridge, |s| async move { s.set_max_age(week).unwrap() })
+            .await;
+        let set = ex
+            .set_cookie("app.sid")
+            .expect("H5: the new max age reaches the cookie");
+        assert!(set.contains("Max-Age=604800"), "{set}");
+        // The record lives a week: still there after 2 days, past the 1-day default.
+        w.clock.advance(Duration::from_secs(2 * 24 * 3600));
+        assert_eq!(read_n(&mut b, &w.bridge).await, Some(1));
+        // A new visitor's max age has no session to apply to: nothing stored, no cookie.
+        let mut fresh = Browser::new();
+        let ex = fresh
+            .request(&w.bridge, |s| async move { s.set_max_age(week).unwrap() })
+            .await;
+        assert_eq!(ex.set_cookie("app.sid"), None);
+    });
+}

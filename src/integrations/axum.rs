@@ -359,6 +359,50 @@ mod tests {
         assert!(body.is_empty());
     }
 
+    /// H5, as tower-sessions' `set_expiry` test does: a route that only sets the session's
+    /// expiry (it never reads the session) changes the record's TTL and re-sends the cookie
+    /// with the new Max-Age (issue 19 defect 2: it was silently dropped).
+    #[test]
+    fn h5_set_max_age_on_a_route_that_never_reads_the_session() {
+        async fn set_expiry(session: Session) -> Result<&'static str, Error> {
+            session.set_max_age(std::time::Duration::from_secs(24 * 3600))?;
+            Ok("ok")
+        }
+        let bridge = bridge(64 * 1024);
+        let app = with_layer(
+            bridge,
+            Router::new()
+                .route("/", get(write_ok))
+                .route("/set_expiry", get(set_expiry)),
+        );
+        let (_, first, _) = call(app.clone());
+        let cookie = first
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let req = Request::get("/set_expiry")
+            .header(http::header::COOKIE, cookie)
+            .body(Body::empty())
+            .unwrap();
+        let res = futures::executor::block_on(app.oneshot(req)).unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let session_cookie = res
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("app.sid="))
+            .map(str::to_owned);
+        assert!(
+            session_cookie
+                .as_deref()
+                .is_some_and(|c| c.contains("Max-Age=86400")),
+            "{session_cookie:?}"
+        );
+    }
+
     #[test]
     fn the_extractor_without_the_layer_is_a_500_not_a_panic() {
         let (status, headers, body) = call(Router::new().route("/", get(write_ok)));

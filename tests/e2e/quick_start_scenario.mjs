@@ -208,7 +208,11 @@ async function sharedBothWays(r) {
   r.eq("HTTP /api/read: same sessionId", read.sessionId, first.sessionId);
   r.eq("HTTP /api/read changes nothing: httpCount", read.session?.httpCount, 1);
 
-  const second = await r.touch(b);
+  // H11: /api/session writes with Session::update; every write re-sends the session cookie
+  // (with the record's TTL), so an active browser's cookie never expires before its record.
+  const updated = await b.get("/api/session");
+  r.eq("H11: an update's response re-sends the session cookie", [updated.status, updated.setCookies.includes(SESSION_COOKIE)], [200, true]);
+  const second = updated.body;
   r.eq("HTTP keeps the socket's write: wsCount", second.session.wsCount, 1);
   r.eq("HTTP counts on: httpCount", second.session.httpCount, 2);
   r.eq("createdAt is set once", second.session.createdAt, first.session.createdAt);
