@@ -141,7 +141,8 @@ impl SessionBridge {
         if engine.client_of(sid).await?.is_none() {
             return Ok(false);
         }
-        let _lock = engine.lock(sid).await?;
+        let lock = engine.lock(sid).await?;
+        lock.check()?;
         engine.destroy(sid).await
     }
 
@@ -202,8 +203,9 @@ impl SessionBridge {
             return Err(Error::NotMapped);
         }
         let ttl = max_age.map(checked_max_age).transpose()?;
-        let _lock = engine.lock(sid).await?;
+        let lock = engine.lock(sid).await?;
         let Some(data) = session else {
+            lock.check()?;
             return engine.destroy(sid).await;
         };
         let Some(current) = engine.load(sid).await? else {
@@ -215,7 +217,7 @@ impl SessionBridge {
             Ok(())
         };
         Ok(engine
-            .update_existing(sid, current, ttl, false, false, &apply)
+            .update_existing(sid, current, ttl, false, &lock, &apply)
             .await?
             .is_some())
     }

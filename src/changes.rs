@@ -55,6 +55,15 @@ impl Changes {
             .any(|(key, seen)| self.touches(key) && fresh.get(key) != seen.as_ref())
     }
 
+    /// Whether a key these changes touch holds something in `fresh` other than in `before`,
+    /// the record the writer saw: another writer changed it in between.
+    pub(crate) fn moved(&self, before: &Map<String, Value>, fresh: &Map<String, Value>) -> bool {
+        if self.replaced {
+            return before != fresh;
+        }
+        self.keys.keys().any(|k| before.get(k) != fresh.get(k))
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         !self.replaced && self.keys.is_empty()
     }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::changes::Changes;
 use crate::clock::Clock;
 use crate::cookies::{CookieConfig, ReadId};
 use crate::error::{Error, Result};
@@ -169,11 +168,24 @@ pub(crate) struct Created {
     pub(crate) new_client: Option<String>,
 }
 
+/// What [`Engine::save_edit`] came to.
+pub(crate) enum Edit {
+    /// Written, unchanged, or gone (`None`).
+    Done(Option<Saved>),
+    /// Another writer moved the record: the fresh one, for the closure to run again on, and
+    /// the record and edit that were refused.
+    Rerun {
+        fresh: Loaded,
+        base: Record,
+        edited: Map<String, Value>,
+    },
+}
+
 /// What one write attempt came to.
 enum Attempt {
     /// Written, unchanged, or gone (`None`).
     Done(Option<Saved>),
-    /// Another writer moved the record: the record and the data back, for a retry.
+    /// Another writer moved the record: the record and the data back.
     Conflict(Record, Map<String, Value>),
 }
 
@@ -757,50 +769,34 @@ impl Engine {
         self.mapping.is_retired_client(cid, || self.now()).await
     }
 
-    /// Writes `data` as the new state of an existing session, under the caller's lock,
+    /// Writes `data` as the new state of an existing session, under the caller's `guard`,
     /// retrying against a concurrent writer (ST5): each retry re-reads the record and re-applies
-    /// `apply` to it. `Ok(None)`: the session is gone (never resurrected).
+    /// `apply` to it (the HTTP commit's key-level changes, H12). `Ok(None)`: the session is
+    /// gone (never resurrected).
     ///
-    /// `fenced`: the caller's data came from a read made under a nodes' lease that it still
-    /// believes it holds, so a record that moved meanwhile means the lease lapsed and another
-    /// node wrote: the write is refused ([`Error::LeaseLost`], M2), never merged.
+    /// Fenced (M2): under a nodes' lease, a record that moved since the caller's read means
+    /// the lease lapsed and another node wrote: the write is refused ([`Error::LeaseLost`]),
+    /// never merged; so is any write once the lease is known to be lost.
     pub(crate) async fn update_existing(
-        &self,
-        sid: &str,
-        current: Loaded,
-        ttl: Option<u64>,
-        refresh: bool,
-        fenced: bool,
-        apply: &(dyn Fn(&mut Map<String, Value>) -> Result<()> + Send + Sync),
-    ) -> Result<Option<Saved>> {
-        self.update_attempts(sid, current, ttl, refresh, fenced, apply, WRITE_ATTEMPTS)
-            .await
-    }
-
-    /// [`update_existing`](Self::update_existing) with at most `attempts` writes.
-    #[allow(clippy::too_many_arguments)]
-    async fn update_attempts(
         &self,
         sid: &str,
         mut current: Loaded,
         ttl: Option<u64>,
         refresh: bool,
-        fenced: bool,
+        guard: &Guard,
         apply: &(dyn Fn(&mut Map<String, Value>) -> Result<()> + Send + Sync),
-        attempts: u32,
     ) -> Result<Option<Saved>> {
-        for _ in 0..attempts {
+        for _ in 0..WRITE_ATTEMPTS {
             // The fresh data is ours to change: a conflict reloads it.
             let (record, mut data) = current.into_parts();
             apply(&mut data)?;
             let text = serde_json::to_string(&data)?;
             match self
-                .write_attempt(sid, record, data, text, ttl, refresh)
+                .write_attempt(sid, record, data, text, ttl, refresh, guard)
                 .await?
             {
                 Attempt::Done(saved) => return Ok(saved),
-                Attempt::Conflict(..) if fenced => return Err(Error::LeaseLost),
-                Attempt::Conflict(..) => match self.reload_after_conflict(sid).await? {
+                Attempt::Conflict(..) => match self.after_conflict(sid, guard).await? {
                     Some(fresh) => current = fresh,
                     None => return Ok(None),
                 },
@@ -811,52 +807,55 @@ impl Engine {
         })
     }
 
-    /// A socket handler's edit (S3): `edited` is `base`'s data as the handler left it, under
-    /// the caller's lock. The common case costs one serialization and one compare-and-set:
-    /// unchanged text writes nothing, and a record still at `base`'s version takes `edited`
-    /// whole (the same as applying the handler's changes to it). Only when another writer got
-    /// in between are the changes worked out (against `base`'s text) and applied key by key
-    /// to the fresh record, as [`update_existing`](Self::update_existing) does. `Ok(None)`:
-    /// the session is gone.
+    /// One compare-and-set of a closure's edit (S3 `with_session`, H12 `Session::update`):
+    /// `edited` is `base`'s data as the closure left it, under the caller's `guard`. Unchanged
+    /// text writes nothing; a record still at `base`'s version takes `edited` whole. When
+    /// another writer got in between, the fresh record comes back ([`Edit::Rerun`]) for the
+    /// caller to run its closure again on it (`Session::update`), or to apply its edit only
+    /// where nobody else wrote (`with_session`): a closure's absolute values are never merged
+    /// over a value it did not see (H12). Fenced as [`update_existing`](Self::update_existing).
     pub(crate) async fn save_edit(
         &self,
         sid: &str,
         base: Record,
         edited: Map<String, Value>,
-        fenced: bool,
-    ) -> Result<Option<Saved>> {
+        guard: &Guard,
+    ) -> Result<Edit> {
         let text = serde_json::to_string(&edited)?;
         if text == base.session {
-            return Ok(Some(Saved {
+            return Ok(Edit::Done(Some(Saved {
                 loaded: Loaded::new(base, edited),
                 written: false,
-            }));
+            })));
         }
-        let (base, edited) = match self
-            .write_attempt(sid, base, edited, text, None, false)
+        match self
+            .write_attempt(sid, base, edited, text, None, false, guard)
             .await?
         {
-            Attempt::Done(saved) => return Ok(saved),
-            Attempt::Conflict(..) if fenced => return Err(Error::LeaseLost),
-            Attempt::Conflict(base, edited) => (base, edited),
-        };
-        // Someone else wrote: this handler's changes onto their record.
-        let before = serde_json::from_str::<Map<String, Value>>(&base.session)?;
-        let changes = Changes::diff(&before, &edited);
-        let apply = move |fresh: &mut Map<String, Value>| {
-            changes.apply(&edited, fresh);
-            Ok(())
-        };
-        let Some(fresh) = self.reload_after_conflict(sid).await? else {
-            return Ok(None);
-        };
-        // The first attempt counts: WRITE_ATTEMPTS in all, as for any other write.
-        self.update_attempts(sid, fresh, None, false, fenced, &apply, WRITE_ATTEMPTS - 1)
-            .await
+            Attempt::Done(saved) => Ok(Edit::Done(saved)),
+            Attempt::Conflict(base, edited) => Ok(match self.after_conflict(sid, guard).await? {
+                Some(fresh) => Edit::Rerun {
+                    fresh,
+                    base,
+                    edited,
+                },
+                None => Edit::Done(None),
+            }),
+        }
+    }
+
+    /// After a refused compare-and-set: the fresh record to retry on (`None`: gone), or
+    /// [`Error::LeaseLost`] under a nodes' lease (M2: the record moved, so the lease lapsed).
+    async fn after_conflict(&self, sid: &str, guard: &Guard) -> LoadResult {
+        if guard.is_shared() {
+            return Err(Error::LeaseLost);
+        }
+        self.reload_after_conflict(sid).await
     }
 
     /// One compare-and-set of `data` (serialized as `text`) over `record`, and what follows
     /// a write (events, mapping expiry). `Conflict` hands `data` back.
+    #[allow(clippy::too_many_arguments)]
     async fn write_attempt(
         &self,
         sid: &str,
@@ -865,7 +864,12 @@ impl Engine {
         text: String,
         ttl: Option<u64>,
         refresh: bool,
+        guard: &Guard,
     ) -> Result<Attempt> {
+        // M2: a lease known to be lost writes nothing.
+        if guard.lost() {
+            return Err(Error::LeaseLost);
+        }
         // An owner tag made with an older key is re-made with the newest one at this
         // write, as cookies are re-signed, so the old key can be retired later (ST2).
         let base = match self.retagged(sid, &record).await? {

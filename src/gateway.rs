@@ -28,6 +28,10 @@ impl Loaded {
         &self.record
     }
 
+    pub(crate) fn data(&self) -> &Map<String, Value> {
+        &self.data
+    }
+
     pub(crate) fn into_data(self) -> Map<String, Value> {
         self.data
     }

@@ -154,6 +154,15 @@ impl Guard {
     pub(crate) fn lost(&self) -> bool {
         self.lease.as_ref().is_some_and(|lease| lease.lost())
     }
+
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost) when the lease is known to have lapsed:
+    /// nothing is written or destroyed under it (M2).
+    pub(crate) fn check(&self) -> crate::Result<()> {
+        if self.lost() {
+            return Err(crate::Error::LeaseLost);
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Guard {

@@ -15,7 +15,7 @@ use tracing::Instrument as _;
 use crate::changes::Changes;
 use crate::cookies::{Signature, append_set_cookie};
 use crate::engine::SessionCookie;
-use crate::engine::{Engine, Reloaded};
+use crate::engine::{Edit, Engine, Reloaded};
 use crate::error::{Error, Result};
 use crate::events::EndReason;
 use crate::gateway::Loaded;
@@ -716,7 +716,14 @@ impl Session {
     /// give exactly +N. The way to update shared keys (counters, carts) over HTTP; a plain
     /// `get` then `insert` of a key another writer changed meanwhile is refused at commit
     /// ([`Error::ReadConflict`]). A new session (not stored yet) is updated in place and
-    /// stored at commit. The request's other changes still go in at commit.
+    /// stored at commit. The request's other changes still go in at commit, and the response
+    /// re-sends the session cookie when `f` changed the record (H11).
+    ///
+    /// `f` may run more than once: when a writer that does not take the lock (a process
+    /// sharing the store without the nodes' exclusion) changed the record between the read
+    /// and the compare-and-set, `f` runs again on the fresh record, so its values are never
+    /// merged over ones it did not see (H12). The value returned is the last run's. Under
+    /// the nodes' lease the write is refused instead ([`Error::LeaseLost`], M2).
     ///
     /// ```
     /// # futures::executor::block_on(async {
@@ -739,8 +746,8 @@ impl Session {
     ///
     /// # Errors
     /// A store error, [`Error::SessionTooLarge`], [`Error::Conflict`] (the record kept
-    /// changing under writers that do not take the lock).
-    pub async fn update<R>(&self, f: impl FnOnce(&mut Map<String, Value>) -> R) -> Result<R> {
+    /// changing under writers that do not take the lock), [`Error::LeaseLost`].
+    pub async fn update<R>(&self, mut f: impl FnMut(&mut Map<String, Value>) -> R) -> Result<R> {
         self.ensure_loaded().await?;
         let engine = Arc::clone(&self.shared.engine);
         // The stored session, and its data as this request read it when it has not changed
@@ -758,8 +765,8 @@ impl Session {
             }
         };
         if let Some((sid, seen)) = stored {
-            let _lock = engine.lock(&sid).await?;
-            let fresh = match seen {
+            let lock = engine.lock(&sid).await?;
+            let mut fresh = match seen {
                 Some((base, data)) => match engine.reload(&sid, &base).await? {
                     Some(Reloaded::Same(record)) => Some(Loaded::new(record, data)),
                     Some(Reloaded::Changed(fresh)) => Some(fresh),
@@ -767,8 +774,18 @@ impl Session {
                 },
                 None => engine.load(&sid).await?,
             };
-            if let Some(fresh) = fresh {
-                let (record, before) = fresh.into_parts();
+            // `f` runs on the record as stored; when another writer moved it before our
+            // compare-and-set, `f` runs again on the fresh record (its values are never
+            // merged onto a record it did not see, H12).
+            let mut attempts = 0;
+            while let Some(current) = fresh.take() {
+                attempts += 1;
+                if attempts > crate::engine::WRITE_ATTEMPTS {
+                    return Err(Error::Conflict {
+                        attempts: crate::engine::WRITE_ATTEMPTS,
+                    });
+                }
+                let (record, before) = current.into_parts();
                 let mut ours = before.clone();
                 let value = f(&mut ours);
                 let changes = Changes::diff(&before, &ours);
@@ -776,9 +793,13 @@ impl Session {
                     return Ok(value);
                 }
                 drop(before);
-                // Under the lock the record is still `record` unless a writer that does not
-                // take it got in: then `save_edit` merges key by key (ST5).
-                let saved = engine.save_edit(&sid, record, ours, false).await?;
+                let saved = match engine.save_edit(&sid, record, ours, &lock).await? {
+                    Edit::Rerun { fresh: next, .. } => {
+                        fresh = Some(next);
+                        continue;
+                    }
+                    Edit::Done(saved) => saved,
+                };
                 let mut st = self.state();
                 // The data is replaced by what is stored now: what `data()` saw is recorded.
                 st.settle_reads();
@@ -1032,7 +1053,8 @@ impl Session {
         // Sessions this request ended with `destroy`.
         let destroy_ended = async || -> Result<bool> {
             for sid in &st.destroy {
-                let _lock = engine.lock_timed(sid, span).await?;
+                let lock = engine.lock_timed(sid, span).await?;
+                lock.check()?;
                 engine
                     .destroy_owned(sid, owner_of(sid), EndReason::Destroyed)
                     .await?;
@@ -1061,7 +1083,7 @@ impl Session {
             // one is written, so a refused write loses nothing (H5, H8).
             (new_sid, None) if st.moved_from.is_some() => {
                 let from = st.moved_from.as_deref().unwrap_or_default();
-                let _lock = engine.lock_timed(from, span).await?;
+                let lock = engine.lock_timed(from, span).await?;
                 let Some(fresh) = engine.load(from).await? else {
                     // Destroyed meanwhile (logout, ban, expiry): nothing to move, and never
                     // resurrect it.
@@ -1093,6 +1115,7 @@ impl Session {
                         .await?;
                     created.map(|created| (sid, self.adopt_created(created)))
                 };
+                lock.check()?;
                 engine
                     .destroy_owned(from, owner_of(from), EndReason::Regenerated)
                     .await?;
@@ -1139,7 +1162,7 @@ impl Session {
                     }
                     return Ok("unchanged");
                 }
-                let _lock = engine.lock_timed(sid, span).await?;
+                let lock = engine.lock_timed(sid, span).await?;
                 // Re-read under the lock and apply only what this request changed. A session
                 // destroyed meanwhile (by a socket, cleanup, another request, a regenerate) is
                 // never resurrected, and its cookie is left alone: a dead id is harmless
@@ -1160,7 +1183,7 @@ impl Session {
                     Ok(())
                 };
                 let saved = engine
-                    .update_existing(sid, fresh, st.max_age, refresh, false, &apply)
+                    .update_existing(sid, fresh, st.max_age, refresh, &lock, &apply)
                     .await?;
                 // H11: every write re-sends the cookie with the record's TTL, so the browser's
                 // cookie never expires before the record; a re-signed cookie goes out too.

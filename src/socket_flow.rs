@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::engine::Engine;
+use crate::changes::Changes;
+use crate::engine::{Edit, Engine};
 use crate::error::{Error, Result};
 use crate::gateway::Loaded;
 use crate::id::{ClientId, IdTag, SessionId};
@@ -508,27 +509,68 @@ impl SocketSession {
         let value = handler(&mut ctx).await;
         // M2: the nodes' lease lapsed while the handler ran: another node may hold the
         // session now, so nothing of this handler is saved.
-        if lock.lost() {
-            return Err(Error::LeaseLost);
-        }
+        lock.check()?;
         let saved = if ctx.destroyed {
-            Box::pin(self.engine.destroy(&sid)).await.map(|_| true)
+            Box::pin(self.engine.destroy(&sid)).await?;
+            true
         } else if !ctx.touched {
             // The data is the record's own: `save_edit` would find the same text and write
             // nothing.
-            Ok(true)
+            true
         } else {
-            Box::pin(
-                self.engine
-                    .save_edit(&sid, base, ctx.data, lock.is_shared()),
-            )
-            .await
-            .map(|saved| saved.is_some())
+            Box::pin(self.save(&sid, base, ctx.data, &lock)).await?
         };
         drop(lock);
         // The session died while the handler ran (expired, destroyed by HTTP or by cleanup):
         // its changes had nowhere to go, which is the missing case (S4).
-        Ok(saved?.then_some(value))
+        Ok(saved.then_some(value))
+    }
+
+    /// Saves a handler's edit of `base` (S3). When a writer that does not take the lock (a
+    /// process sharing the store without the nodes' exclusion) moved the record meanwhile, the
+    /// handler's changes go onto the fresh record key by key, but only if none of the keys it
+    /// changed moved: otherwise [`Error::Conflict`] and nothing is written. The handler (an
+    /// async closure, run once: Rust cannot yet prove the future of one that may run again
+    /// `Send`, which socketioxide needs) never has a value it computed merged over a value it
+    /// did not see (H12). `false`: the session is gone.
+    async fn save(
+        &self,
+        sid: &str,
+        base: crate::record::Record,
+        edited: serde_json::Map<String, serde_json::Value>,
+        lock: &crate::locks::Guard,
+    ) -> Result<bool> {
+        let (mut base, mut edited) = (base, edited);
+        // What the handler saw and what it changed, once a conflict needs them.
+        let mut seen: Option<(serde_json::Map<String, serde_json::Value>, Changes)> = None;
+        for _ in 0..crate::engine::WRITE_ATTEMPTS {
+            match self.engine.save_edit(sid, base, edited, lock).await? {
+                Edit::Done(saved) => return Ok(saved.is_some()),
+                Edit::Rerun {
+                    fresh,
+                    base: refused,
+                    edited: ours,
+                } => {
+                    let (before, changes) = match &seen {
+                        Some(seen) => seen,
+                        None => {
+                            let before = serde_json::from_str(&refused.session)?;
+                            let changes = Changes::diff(&before, &ours);
+                            seen.insert((before, changes))
+                        }
+                    };
+                    if changes.moved(before, fresh.data()) {
+                        return Err(Error::Conflict { attempts: 1 });
+                    }
+                    let (record, mut data) = fresh.into_parts();
+                    changes.apply(&ours, &mut data);
+                    (base, edited) = (record, data);
+                }
+            }
+        }
+        Err(Error::Conflict {
+            attempts: crate::engine::WRITE_ATTEMPTS,
+        })
     }
 
     /// The socket's session, loaded under its lock; `None` when it has none.

@@ -26,6 +26,8 @@ struct ForeignWriteFirst {
     slipped: AtomicUsize,
     /// Only when armed (the setup request writes freely).
     armed: std::sync::atomic::AtomicBool,
+    /// The foreign write adds 1 to `n` (a concurrent increment) instead of setting `foreign`.
+    increments: std::sync::atomic::AtomicBool,
 }
 
 impl Store for ForeignWriteFirst {
@@ -43,7 +45,12 @@ impl Store for ForeignWriteFirst {
         if self.armed.swap(false, Ordering::SeqCst) {
             let current = self.inner.get(sid).await?.expect("the record exists");
             let mut data: Map<String, Value> = serde_json::from_str(&current.session).unwrap();
-            data.insert("foreign".into(), 1.into());
+            if self.increments.load(Ordering::SeqCst) {
+                let n = data.get("n").and_then(Value::as_u64).unwrap_or(0);
+                data.insert("n".into(), (n + 1).into());
+            } else {
+                data.insert("foreign".into(), 1.into());
+            }
             let foreign = Record {
                 session: Value::Object(data).to_string(),
                 version: current.version + 1,
@@ -262,4 +269,151 @@ fn h4_a_session_destroyed_between_load_and_commit_is_not_resurrected() {
         .filter(|c| c.starts_with("app.sid="))
         .collect();
     assert!(session_cookies.is_empty(), "{session_cookies:?}");
+}
+
+/// H12, issue 19 defect 3: `Session::update` merged the *absolute values* its closure wrote
+/// onto the record another writer had changed meanwhile: two increments (ours and a foreign
+/// one slipped in between our load and our compare-and-set) gave +1. Now the closure runs
+/// again on the fresh record: +2.
+#[test]
+fn h12_update_after_a_foreign_increment_runs_again_on_the_fresh_record() {
+    let store = Arc::new(ForeignWriteFirst::default());
+    let bridge = bridge_on(Arc::clone(&store));
+    let mut b = Browser::new();
+    let sid = setup(&bridge, &mut b);
+    store.increments.store(true, Ordering::SeqCst);
+    store.armed.store(true, Ordering::SeqCst);
+    let seen = block_on(b.request(&bridge, |s| async move {
+        s.update(|data| {
+            let n = data.get("n").and_then(Value::as_u64).unwrap_or(0) + 1;
+            data.insert("n".into(), n.into());
+            n
+        })
+        .await
+        .unwrap()
+    }))
+    .value;
+    assert_eq!(
+        store.slipped.load(Ordering::SeqCst),
+        1,
+        "the foreign write happened"
+    );
+    assert_eq!(
+        stored(&*store, sid.as_str()),
+        Some(json!({"n": 3})),
+        "+2, none lost"
+    );
+    assert_eq!(
+        seen, 3,
+        "the closure's value is from the run that was saved"
+    );
+}
+
+/// S3, issue 19 defect 3: the socket's `with_session` merged its handler's absolute values
+/// onto a record another writer had changed meanwhile (+1 for two increments). Its handler
+/// runs once (an async closure that may run again cannot be proven `Send`, which socketioxide
+/// needs), so when a key it changed moved meanwhile the save is refused with
+/// `Error::Conflict` and nothing is written: the foreign increment is kept, none is lost
+/// silently. Changes to keys nobody else touched still go in (the test before this one).
+#[test]
+fn s3_with_session_after_a_foreign_increment_is_a_conflict_not_a_lost_update() {
+    let store = Arc::new(ForeignWriteFirst::default());
+    let bridge = bridge_on(Arc::clone(&store));
+    let mut b = Browser::new();
+    let sid = setup(&bridge, &mut b);
+    let socket = block_on(bridge.bind_socket(&handshake(&b))).unwrap();
+    store.increments.store(true, Ordering::SeqCst);
+    store.armed.store(true, Ordering::SeqCst);
+    let result = block_on(socket.with_session(async |ctx| {
+        let n = ctx.get::<u64>("n").unwrap().unwrap_or(0) + 1;
+        ctx.insert("n", n).unwrap();
+        n
+    }));
+    assert_eq!(store.slipped.load(Ordering::SeqCst), 1);
+    assert!(matches!(result, Err(Error::Conflict { .. })), "{result:?}");
+    assert_eq!(
+        stored(&*store, sid.as_str()),
+        Some(json!({"n": 2})),
+        "the foreign +1 kept"
+    );
+    // The app retries the event: +2 in all.
+    let n = block_on(socket.with_session(async |ctx| {
+        let n = ctx.get::<u64>("n").unwrap().unwrap_or(0) + 1;
+        ctx.insert("n", n).unwrap();
+        n
+    }))
+    .unwrap();
+    assert_eq!(n, 3);
+}
+
+/// An exclusion that always grants (one node of many whose lease never says it lapsed).
+struct Granting;
+
+struct Held;
+
+impl session_bridge::nodes::Lease for Held {}
+
+impl session_bridge::nodes::Exclusion for Granting {
+    fn acquire<'a>(
+        &'a self,
+        _sid: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Box<dyn session_bridge::nodes::Lease>, Error>> {
+        Box::pin(async { Ok(Box::new(Held) as Box<dyn session_bridge::nodes::Lease>) })
+    }
+}
+
+/// M2, issue 19 defect 3: only the socket path was fenced. Under a nodes' lease, a record
+/// that moved between a writer's load and its compare-and-set means the lease lapsed and
+/// another node wrote: every writer (HTTP commit, `update`, `set_by_id`) now fails with
+/// `LeaseLost` and writes nothing, instead of merging over the live holder's write.
+#[test]
+fn m2_every_writer_under_a_lease_is_fenced() {
+    let store = Arc::new(ForeignWriteFirst::default());
+    let bridge = SessionBridge::builder()
+        .key("app.sid")
+        .keys([KEY_A])
+        .store(Arc::clone(&store))
+        .exclusion(Arc::new(Granting))
+        .build()
+        .unwrap();
+    let mut b = Browser::new();
+    let sid = setup(&bridge, &mut b);
+    let after_foreign = |n: u64| Some(json!({"n": n, "foreign": 1}));
+
+    store.armed.store(true, Ordering::SeqCst);
+    let commit = block_on(b.try_request(&bridge, |s| async move {
+        s.insert("ours", 2).await.unwrap();
+    }));
+    assert!(
+        matches!(commit, Err(Error::LeaseLost)),
+        "HTTP commit: {:?}",
+        commit.map(|_| ())
+    );
+    assert_eq!(
+        stored(&*store, sid.as_str()),
+        after_foreign(1),
+        "HTTP commit merged"
+    );
+
+    store.armed.store(true, Ordering::SeqCst);
+    let update = block_on(b.request(&bridge, |s| async move {
+        s.update(|data| {
+            data.insert("ours".into(), 3.into());
+        })
+        .await
+    }))
+    .value;
+    assert!(
+        matches!(update, Err(Error::LeaseLost)),
+        "update: {update:?}"
+    );
+
+    store.armed.store(true, Ordering::SeqCst);
+    let mut data = Map::new();
+    data.insert("n".into(), 9.into());
+    let by_id = block_on(bridge.set_by_id(&sid, Some(data), None));
+    assert!(
+        matches!(by_id, Err(Error::LeaseLost)),
+        "set_by_id: {by_id:?}"
+    );
 }
