@@ -353,12 +353,8 @@ impl Engine {
         if self.mapping.session_id(cid).await?.as_deref() == Some(sid) {
             return Ok(true);
         }
-        match self.load(sid).await {
-            Ok(loaded) => Ok(loaded.is_some_and(|l| self.tagged_for(l.record(), cid))),
-            // A corrupt record ties nothing (it was dropped and reported).
-            Err(Error::CorruptRecord { .. }) => Ok(false),
-            Err(err) => Err(err),
-        }
+        let loaded = self.load(sid).await?;
+        Ok(loaded.is_some_and(|l| self.tagged_for(l.record(), cid)))
     }
 
     /// H1/C4 for an HTTP request: the client cookie verified now, the session cookie's
@@ -524,12 +520,7 @@ impl Engine {
             // `fetch` compares with nothing, so this does not come; parsed all the same.
             Some(Reloaded::Same(record)) => match record.session_object() {
                 Ok(data) => Some(Loaded::new(record, data)),
-                Err(reason) => {
-                    return Err(Error::CorruptRecord {
-                        tag: self.gateway.tag(sid),
-                        reason,
-                    });
-                }
+                Err(_) => None,
             },
             None => None,
         })
@@ -555,9 +546,11 @@ impl Engine {
                 self.announce_destroy(sid, EndReason::Expired).await?;
                 Ok(None)
             }
-            Fetched::Corrupt(err) => {
+            // GW1: dropped and reported (a warning by tag, the end announced); the caller
+            // goes on without it.
+            Fetched::Corrupt => {
                 self.announce_destroy(sid, EndReason::Corrupt).await?;
-                Err(err)
+                Ok(None)
             }
         }
     }
@@ -1053,7 +1046,7 @@ impl Engine {
                     cleared += 1;
                     self.announce_destroy(&sid, EndReason::Expired).await?;
                 }
-                Fetched::Corrupt(_) => {
+                Fetched::Corrupt => {
                     cleared += 1;
                     self.announce_destroy(&sid, EndReason::Corrupt).await?;
                 }

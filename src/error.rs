@@ -37,14 +37,6 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
-    /// A stored record could not be decoded; it has been dropped (SPEC GW1, X2).
-    #[error("corrupt session record {tag} was dropped: {reason}")]
-    CorruptRecord {
-        /// Keyed hash of the session id (never the id itself).
-        tag: crate::id::IdTag,
-        /// What was wrong with it.
-        reason: Cow<'static, str>,
-    },
     /// The session's JSON is over the configured size limit (SPEC X3). Nothing was written.
     #[error("session is {size} bytes of JSON, over the limit of {limit}")]
     SessionTooLarge {

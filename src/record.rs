@@ -192,6 +192,26 @@ impl Record {
         })
     }
 
+    /// The format number of `text` when it is a record of a format newer than this version
+    /// knows (a newer node wrote it, GW1): stores read such a record as missing and leave it in
+    /// place, so old and new nodes can run side by side during an upgrade. `None` for a record
+    /// this version reads, and for anything that is not a record at all (corrupt).
+    ///
+    /// ```
+    /// use session_bridge::Record;
+    /// assert_eq!(Record::newer_format(r#"{"format":99,"whatever":true}"#), Some(99));
+    /// assert_eq!(Record::newer_format(&Record::new("{}", 1_000, 500).encode()), None);
+    /// assert_eq!(Record::newer_format("not a record"), None);
+    /// ```
+    pub fn newer_format(text: &str) -> Option<u64> {
+        let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else {
+            return None;
+        };
+        map.get("format")
+            .and_then(Value::as_u64)
+            .filter(|&format| format > Self::FORMAT)
+    }
+
     /// Parses `session` into a JSON object.
     ///
     /// ```

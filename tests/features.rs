@@ -1198,7 +1198,6 @@ fn fails_with(w: &mut BridgeWorld, variant: String) {
     let err = w.error();
     let name = match err {
         Error::Store { .. } => "Store",
-        Error::CorruptRecord { .. } => "CorruptRecord",
         Error::SessionTooLarge { .. } => "SessionTooLarge",
         Error::Json { .. } => "Json",
         Error::InvalidOption { .. } => "InvalidOption",

@@ -11,6 +11,8 @@
 //! outcome too (a proper prefix of an object never parses; trailing whitespace is ignored,
 //! anything else trailing is not), except a flip, which is judged by a plain `serde_json`
 //! reading of the documented format. Whatever decodes re-encodes to text that decodes equal.
+//! `Record::newer_format` names exactly the objects whose `format` is above this version's
+//! (GW1: those are left in place, not dropped as corrupt).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -173,6 +175,16 @@ fn plain_reading(text: &str) -> Option<Record> {
 fn check(text: &str, expected: Option<&Record>, what: &str) {
     let decoded = Record::decode(text).ok();
     assert_eq!(decoded.as_ref(), expected, "{what}: decode({text:?})");
+    // GW1: a record of a newer format is told from a corrupt one (it is left in place), by
+    // the plain reading: an object whose `format` is an unsigned integer above ours.
+    let newer = serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| v.get("format")?.as_u64())
+        .filter(|&f| f > Record::FORMAT);
+    assert_eq!(Record::newer_format(text), newer, "{what}: newer_format({text:?})");
+    if newer.is_some() {
+        assert!(decoded.is_none(), "{what}: a newer format decoded");
+    }
     if let Some(r) = decoded {
         round_trip(&r);
     }

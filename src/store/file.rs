@@ -260,6 +260,9 @@ struct Inner {
 enum Read {
     Missing,
     Record(Record),
+    /// A record of a format newer than this version knows: missing to us, left in place
+    /// (GW1: a newer node wrote it).
+    Newer,
     Corrupt,
 }
 
@@ -285,19 +288,20 @@ impl Inner {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Read::Missing),
             Err(e) => return Err(e),
         };
-        let decoded = String::from_utf8(bytes)
-            .ok()
-            .and_then(|text| Record::decode(&text).ok());
-        Ok(match decoded {
-            Some(record) => Read::Record(record),
-            None => Read::Corrupt,
+        let Ok(text) = String::from_utf8(bytes) else {
+            return Ok(Read::Corrupt);
+        };
+        Ok(match Record::decode(&text) {
+            Ok(record) => Read::Record(record),
+            Err(_) if Record::newer_format(&text).is_some() => Read::Newer,
+            Err(_) => Read::Corrupt,
         })
     }
 
     /// Reads under the id's lock (held by the caller); a corrupt file is dropped (X2).
     fn load_locked(&self, op: &'static str, path: &Path) -> Result<Option<Record>> {
         match self.read(path).map_err(|e| Error::store(op, e))? {
-            Read::Missing => Ok(None),
+            Read::Missing | Read::Newer => Ok(None),
             Read::Record(record) => Ok(Some(record)),
             Read::Corrupt => {
                 self.remove(path).map_err(|e| Error::store(op, e))?;
@@ -316,7 +320,7 @@ impl Inner {
         let path = self.path(&hex);
         // Renames are atomic: a lock-free read sees a whole old or new file.
         match self.read(&path).map_err(|e| Error::store("get", e))? {
-            Read::Missing => Ok(None),
+            Read::Missing | Read::Newer => Ok(None),
             Read::Record(record) => Ok(Some(record)),
             Read::Corrupt => {
                 // Re-read under the lock: a writer may have replaced it meanwhile.

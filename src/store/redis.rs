@@ -36,8 +36,10 @@
 //!
 //! A value that [`Record::decode`] rejects is logged (a warning without id or data) and read
 //! as a record whose session text is not JSON. The gateway then does what it does with any
-//! corrupt record: destroys it, reports [`Error::CorruptRecord`] naming the session by tag and
-//! announces the end (`EndReason::Corrupt`); the rest of the store keeps working.
+//! corrupt record: destroys it, logs a warning naming the session by tag, announces the end
+//! (`EndReason::Corrupt`) and reads the session as missing; the rest of the store keeps
+//! working. A record of a format newer than this version knows ([`Record::newer_format`]: a
+//! newer node wrote it during an upgrade) reads as missing and is left in place.
 //!
 //! # Runtime, timeouts, outages (M4)
 //!
@@ -358,25 +360,26 @@ fn pxat(expires_at: u64) -> u64 {
 }
 
 /// A stored value as a record; an undecodable one becomes a stand-in whose session text is not
-/// JSON, so that the gateway drops and reports it (GW1, X2).
-fn decode(bytes: Vec<u8>) -> Record {
-    let decoded = std::str::from_utf8(&bytes)
-        .map_err(|_| std::borrow::Cow::Borrowed("not UTF-8"))
-        .and_then(Record::decode);
-    match decoded {
-        Ok(record) => record,
-        Err(reason) => {
-            tracing::warn!(%reason, "redis store: undecodable session record, handing it to the gateway to drop");
-            Record {
-                session: String::new(),
-                expires_at: u64::MAX,
-                ttl: 0,
-                version: u64::MAX,
-                created_at: now_ms(),
-                owner: None,
-            }
-        }
-    }
+/// JSON, so that the gateway drops and reports it (GW1, X2). A record of a newer format (a
+/// newer node wrote it) is `None`: missing to this version, and left in place (GW1).
+fn decode(bytes: Vec<u8>) -> Option<Record> {
+    let reason = match std::str::from_utf8(&bytes) {
+        Err(_) => std::borrow::Cow::Borrowed("not UTF-8"),
+        Ok(text) => match Record::decode(text) {
+            Ok(record) => return Some(record),
+            Err(_) if Record::newer_format(text).is_some() => return None,
+            Err(reason) => reason,
+        },
+    };
+    tracing::warn!(%reason, "redis store: undecodable session record, handing it to the gateway to drop");
+    Some(Record {
+        session: String::new(),
+        expires_at: u64::MAX,
+        ttl: 0,
+        version: u64::MAX,
+        created_at: now_ms(),
+        owner: None,
+    })
 }
 
 impl Store for RedisStore {
@@ -385,7 +388,7 @@ impl Store for RedisStore {
         let read = self.run("get", move |mut conn| async move {
             conn.get::<_, Option<Vec<u8>>>(key).await
         });
-        async move { Ok(read.await?.map(decode)) }
+        async move { Ok(read.await?.and_then(decode)) }
     }
 
     fn set(&self, sid: &str, record: Record) -> impl Future<Output = Result<bool>> + Send {
@@ -504,12 +507,14 @@ mod tests {
 
     #[test]
     fn x2_an_undecodable_value_reads_as_a_record_the_gateway_drops() {
-        let r = decode(b"{not a record".to_vec());
+        let r = decode(b"{not a record".to_vec()).unwrap();
         assert!(r.session_object().is_err());
         assert!(!r.is_expired(now_ms()));
         let ok = Record::new(r#"{"a":1}"#, 10, 5);
-        assert_eq!(decode(ok.encode().into_bytes()), ok);
-        assert!(decode(vec![0xff, 0xfe]).session_object().is_err());
+        assert_eq!(decode(ok.encode().into_bytes()), Some(ok));
+        assert!(decode(vec![0xff, 0xfe]).unwrap().session_object().is_err());
+        // GW1: a newer node's record is missing to us (and left in place by the caller).
+        assert_eq!(decode(br#"{"format":9,"session":"{}"}"#.to_vec()), None);
     }
 
     #[test]
