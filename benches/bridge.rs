@@ -38,7 +38,7 @@ fn browser_with_session(bridge: &SessionBridge) -> HeaderMap {
 fn store_baseline(c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
     let store = LiveStore::new();
     let mut record = Record::new(r#"{"n":0,"user":"ada"}"#, u64::MAX, 86_400_000);
-    store.set("sid", record.clone()).expect("set");
+    store.create("sid", record.clone()).expect("create");
     c.bench_function("store_baseline (get + update)", |b| {
         b.iter(|| {
             let current = store.get(black_box("sid")).expect("get").expect("present");

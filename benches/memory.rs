@@ -108,7 +108,7 @@ fn main() {
     let copy_base = live();
     let copy = LiveStore::with_clock(clock.clone());
     for (sid, record) in &records {
-        session_bridge::SyncStore::set(&copy, sid, record.clone()).expect("set");
+        session_bridge::SyncStore::create(&copy, sid, record.clone()).expect("create");
     }
     let store_share = (live() - copy_base) as f64 / (n + 10) as f64;
     drop(copy);

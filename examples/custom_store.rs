@@ -56,17 +56,18 @@ impl SyncStore for MapStore {
         Ok(self.map()?.get(sid).cloned())
     }
 
-    fn set(&self, sid: &str, record: Record) -> Result<bool, Error> {
-        self.map()?.insert(sid.to_owned(), record);
-        Ok(true)
-    }
-
-    fn destroy(&self, sid: &str) -> Result<bool, Error> {
-        Ok(self.map()?.remove(sid).is_some())
+    /// Check and remove under one lock, on the version the caller read (ST5: a destroy decided
+    /// on an old read never removes a newer record).
+    fn destroy(&self, sid: &str, expected_version: u64) -> Result<bool, Error> {
+        let mut map = self.map()?;
+        if map.get(sid).is_none_or(|r| r.version != expected_version) {
+            return Ok(false);
+        }
+        Ok(map.remove(sid).is_some())
     }
 
     /// Check and insert under one lock: of two concurrent creates of an id, exactly one wins
-    /// (the default `get` then `set` could let both through).
+    /// (a `get` then an insert could let both through).
     fn create(&self, sid: &str, record: Record) -> Result<bool, Error> {
         use std::collections::hash_map::Entry;
         match self.map()?.entry(sid.to_owned()) {

@@ -270,9 +270,10 @@ impl SessionBridge {
     /// let mut events = bridge.events();
     /// // The app rewrites the record of session `session_id` itself, then tells the bridge.
     /// if let Some(mut record) = store.get(session_id.as_str())? {
+    ///     let seen = record.version;
     ///     record.session = r#"{"user":"grace"}"#.into();
     ///     record.version += 1;
-    ///     store.set(session_id.as_str(), record)?;
+    ///     store.update(session_id.as_str(), record, seen)?;
     ///     bridge.notify_store_set(&session_id, false).await?;
     /// }
     /// assert!(matches!(events.try_next(), Some(BridgeEvent::SessionSet { is_new: false, .. })));
@@ -308,7 +309,9 @@ impl SessionBridge {
     /// # let client_id = session_bridge::testing::Browser::new().request(&bridge, async |s| s.insert("user", "ada").await.map(|()| s.client_id())).await??;
     /// # let session_id = bridge.get_session_id(&client_id).await?.unwrap();
     /// // `client_id`: a browser with a session, created over HTTP; `session_id`: that session.
-    /// store.destroy(session_id.as_str())?;
+    /// if let Some(record) = store.get(session_id.as_str())? {
+    ///     store.destroy(session_id.as_str(), record.version)?;
+    /// }
     /// bridge.notify_store_destroy(&session_id).await?;
     /// assert_eq!(bridge.get_session_id(&client_id).await?, None);
     /// # Ok::<_, session_bridge::Error>(())

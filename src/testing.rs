@@ -33,11 +33,12 @@ use crate::store::Store;
 /// struct Forgetful;
 /// impl SyncStore for Forgetful {
 ///     fn get(&self, _: &str) -> Result<Option<Record>> { Ok(None) }
-///     fn set(&self, _: &str, _: Record) -> Result<bool> { Ok(true) }
-///     fn destroy(&self, _: &str) -> Result<bool> { Ok(false) }
+///     fn create(&self, _: &str, _: Record) -> Result<bool> { Ok(true) }
+///     fn update(&self, _: &str, _: Record, _: u64) -> Result<bool> { Ok(true) }
+///     fn destroy(&self, _: &str, _: u64) -> Result<bool> { Ok(false) }
 /// }
 /// let failure = futures::executor::block_on(testing::conformance(&Forgetful)).unwrap_err();
-/// assert_eq!(failure.check, "get returns what set wrote, every field");
+/// assert_eq!(failure.check, "get returns what create wrote, every field");
 /// ```
 #[derive(Debug)]
 pub struct ConformanceFailure {
@@ -215,7 +216,7 @@ fn create_race<S: Store>(store: &S, ids: &RandomIdGen) -> Result<(), Conformance
             }
         }
         let stored = call(store.get(&id)).map_err(|e| store_err(CHECK, e))?;
-        call(store.destroy(&id)).map_err(|e| store_err("destroy (teardown)", e))?;
+        call(store.destroy(&id, 0)).map_err(|e| store_err("destroy (teardown)", e))?;
         if winners.len() != 1 {
             return fail(
                 CHECK,
@@ -266,22 +267,31 @@ pub async fn conformance<S: Store>(store: &S) -> Result<ConformanceReport, Confo
     s.expect("get of a missing id is none", &a, None).await?;
 
     let r1 = record(r#"{"n":1}"#, 0);
-    s.bool("set returns true", store.set(&a, r1.clone()).await, true)
-        .await?;
-    s.expect("get returns what set wrote, every field", &a, Some(&r1))
+    s.bool(
+        "create returns true",
+        store.create(&a, r1.clone()).await,
+        true,
+    )
+    .await?;
+    s.expect("get returns what create wrote, every field", &a, Some(&r1))
         .await?;
     s.expect("ids are independent", &b, None).await?;
 
-    let r2 = record(r#"{"n":2,"text":"quotes \" and \\ and ünïcødé 🦀"}"#, 7);
-    s.bool("set replaces", store.set(&a, r2.clone()).await, true)
+    let r2 = record(r#"{"n":2,"text":"quotes \" and \\ and ünïcødé 🦀"}"#, 1);
+    s.bool(
+        "update replaces",
+        store.update(&a, r2.clone(), 0).await,
+        true,
+    )
+    .await?;
+    s.expect("get after update, every field", &a, Some(&r2))
         .await?;
-    s.expect("get after replace", &a, Some(&r2)).await?;
 
     let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(60 * 1024));
-    let rb = record(&big, 1);
+    let rb = record(&big, 0);
     s.bool(
-        "set of a 60 KiB session",
-        store.set(&b, rb.clone()).await,
+        "create of a 60 KiB session",
+        store.create(&b, rb.clone()).await,
         true,
     )
     .await?;
@@ -292,16 +302,20 @@ pub async fn conformance<S: Store>(store: &S) -> Result<ConformanceReport, Confo
     let c = ids.generate();
     let unowned = Record {
         owner: None,
-        ..record(r#"{"owner":"none"}"#, 3)
+        ..record(r#"{"owner":"none"}"#, 0)
     };
     s.bool(
-        "set of an unowned record",
-        store.set(&c, unowned.clone()).await,
+        "create of an unowned record",
+        store.create(&c, unowned.clone()).await,
         true,
     )
     .await?;
     s.expect("an unowned record round-trips", &c, Some(&unowned))
         .await?;
+    store
+        .destroy(&c, 0)
+        .await
+        .map_err(|e| store_err("destroy of an unowned record", e))?;
     // GW1: a record whose expiry has passed is returned whole (the gateway then destroys
     // it) or not at all (the store enforces the TTL itself); never an error, never changed.
     let dead = Record {
@@ -310,8 +324,8 @@ pub async fn conformance<S: Store>(store: &S) -> Result<ConformanceReport, Confo
         ..record(r#"{"dead":true}"#, 0)
     };
     s.checks += 1;
-    if let Err(e) = store.set(&c, dead.clone()).await {
-        return Err(store_err("set of an expired record", e));
+    if let Err(e) = store.create(&c, dead.clone()).await {
+        return Err(store_err("create of an expired record", e));
     }
     s.checks += 1;
     match s
@@ -328,23 +342,39 @@ pub async fn conformance<S: Store>(store: &S) -> Result<ConformanceReport, Confo
         }
     }
     store
-        .destroy(&c)
+        .destroy(&c, 0)
         .await
         .map_err(|e| store_err("destroy of an expired record", e))?;
 
+    // ST5: destroy is conditional on the version; never a bare delete.
     s.bool(
-        "destroy of a present id is true",
-        store.destroy(&a).await,
+        "destroy with another version is refused",
+        store.destroy(&a, 0).await,
+        false,
+    )
+    .await?;
+    s.expect("record intact after a refused destroy", &a, Some(&r2))
+        .await?;
+    s.bool(
+        "destroy with the current version is true",
+        store.destroy(&a, 1).await,
         true,
     )
     .await?;
     s.expect("get after destroy is none", &a, None).await?;
     s.bool(
         "destroy of a missing id is false",
-        store.destroy(&a).await,
+        store.destroy(&a, 1).await,
         false,
     )
     .await?;
+    s.bool(
+        "update after destroy is refused (no resurrection)",
+        store.update(&a, record("{}", 2), 1).await,
+        false,
+    )
+    .await?;
+    s.expect("no resurrection", &a, None).await?;
 
     let c = ids.generate();
     let rc = record("{}", 0);
@@ -437,9 +467,9 @@ pub async fn conformance<S: Store>(store: &S) -> Result<ConformanceReport, Confo
         .await
         .map_err(|e| store_err("optimize", e))?;
 
-    for id in [&b, &c, &e] {
+    for (id, version) in [(&b, 0), (&c, 1), (&e, 0)] {
         store
-            .destroy(id)
+            .destroy(id, version)
             .await
             .map_err(|err| store_err("destroy (teardown)", err))?;
     }
@@ -623,14 +653,17 @@ mod tests {
             fn get(&self, _: &str) -> crate::Result<Option<Record>> {
                 Ok(None)
             }
-            fn set(&self, _: &str, _: Record) -> crate::Result<bool> {
+            fn create(&self, _: &str, _: Record) -> crate::Result<bool> {
                 Ok(true)
             }
-            fn destroy(&self, _: &str) -> crate::Result<bool> {
+            fn update(&self, _: &str, _: Record, _: u64) -> crate::Result<bool> {
+                Ok(true)
+            }
+            fn destroy(&self, _: &str, _: u64) -> crate::Result<bool> {
                 Ok(false)
             }
         }
         let err = futures::executor::block_on(conformance(&Forgetful)).unwrap_err();
-        assert_eq!(err.check, "get returns what set wrote, every field");
+        assert_eq!(err.check, "get returns what create wrote, every field");
     }
 }

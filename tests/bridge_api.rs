@@ -100,7 +100,7 @@ fn b3_auto_cleanup_runs_on_the_injected_clock_and_stops() {
 /// sockets: destroyed (HTTP, by id), regenerated, expired (read, cleanup), corrupt.
 #[test]
 fn b5_s6_every_session_end_names_its_reason() {
-    use session_bridge::{EndReason, Record, Store};
+    use session_bridge::{EndReason, Record};
     block_on(async {
         let w = world();
         let mut events = w.bridge.events();

@@ -1107,7 +1107,14 @@ async fn app_writes_store(w: &mut BridgeWorld, data: String, reference: String) 
 #[when(regex = r"^the app destroys the record of (.+) straight in the store$")]
 async fn app_destroys_in_store(w: &mut BridgeWorld, reference: String) {
     let sid = w.session_ref(&reference);
-    assert!(w.store.destroy(&sid).await.expect("store destroy"));
+    let version = w
+        .store
+        .get(&sid)
+        .await
+        .expect("store read")
+        .expect("a record")
+        .version;
+    assert!(w.store.destroy(&sid, version).await.expect("store destroy"));
 }
 
 #[when(regex = r"^the app calls notify_store_set for (.+) with is_new = (true|false)$")]

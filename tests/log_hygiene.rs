@@ -188,14 +188,18 @@ impl Faulty {
     }
 }
 
+impl Faulty {
+    /// Plants `record` under `sid` (`LiveStore::put`): a record the test makes by hand.
+    async fn set(&self, sid: &str, record: Record) -> session_bridge::Result<bool> {
+        self.inner.put(sid, record);
+        Ok(true)
+    }
+}
+
 impl Store for Faulty {
     async fn get(&self, sid: &str) -> session_bridge::Result<Option<Record>> {
         self.check("get", sid)?;
         Store::get(&self.inner, sid).await
-    }
-    async fn set(&self, sid: &str, record: Record) -> session_bridge::Result<bool> {
-        self.check("set", sid)?;
-        Store::set(&self.inner, sid, record).await
     }
     async fn create(&self, sid: &str, record: Record) -> session_bridge::Result<bool> {
         self.check("create", sid)?;
@@ -213,9 +217,9 @@ impl Store for Faulty {
         }
         Store::update(&self.inner, sid, record, expected).await
     }
-    async fn destroy(&self, sid: &str) -> session_bridge::Result<bool> {
+    async fn destroy(&self, sid: &str, expected: u64) -> session_bridge::Result<bool> {
         self.check("destroy", sid)?;
-        Store::destroy(&self.inner, sid).await
+        Store::destroy(&self.inner, sid, expected).await
     }
     async fn list(&self) -> session_bridge::Result<Vec<String>> {
         self.check("list", "")?;
@@ -413,8 +417,8 @@ fn l1_builder_and_sequential_id_debug_redact() {
 
     let clock = ManualClock::new(T0);
     let store = Arc::new(Faulty::new(LiveStore::with_clock(clock.clone())));
-    block_on(Store::set(
-        &*store,
+    block_on(Faulty::set(
+        &store,
         &first,
         Record::new(format!(r#"{{"{DATA_KEY}":"{DATA_VALUE}"}}"#), u64::MAX, 1),
     ))
@@ -609,8 +613,8 @@ fn l1_corrupt_records_are_reported_by_tag_only() {
     ];
     // HTTP read.
     let a = w.login();
-    block_on(Store::set(
-        &*w.store,
+    block_on(Faulty::set(
+        &w.store,
         a.sid.as_str(),
         Record::new(texts[0].clone(), u64::MAX, 1000),
     ))
@@ -621,8 +625,8 @@ fn l1_corrupt_records_are_reported_by_tag_only() {
     // Socket.
     let b = w.login();
     let socket = block_on(w.bridge.bind_socket(&handshake(&b.browser))).unwrap();
-    block_on(Store::set(
-        &*w.store,
+    block_on(Faulty::set(
+        &w.store,
         b.sid.as_str(),
         Record::new(texts[1].clone(), u64::MAX, 1000),
     ))
@@ -631,8 +635,8 @@ fn l1_corrupt_records_are_reported_by_tag_only() {
     assert!(matches!(missing, Err(Error::SessionMissing)), "{missing:?}");
     // Cleanup (counts it as cleared, logs the warning).
     let c = w.login();
-    block_on(Store::set(
-        &*w.store,
+    block_on(Faulty::set(
+        &w.store,
         c.sid.as_str(),
         Record::new(texts[2].clone(), u64::MAX, 1000),
     ))
@@ -764,10 +768,13 @@ fn l1_size_json_mapping_socket_and_origin_errors_name_no_secret() {
         fn get(&self, _: &str) -> session_bridge::Result<Option<Record>> {
             Ok(None)
         }
-        fn set(&self, _: &str, _: Record) -> session_bridge::Result<bool> {
+        fn create(&self, _: &str, _: Record) -> session_bridge::Result<bool> {
             Ok(true)
         }
-        fn destroy(&self, _: &str) -> session_bridge::Result<bool> {
+        fn update(&self, _: &str, _: Record, _: u64) -> session_bridge::Result<bool> {
+            Ok(true)
+        }
+        fn destroy(&self, _: &str, _: u64) -> session_bridge::Result<bool> {
             Ok(false)
         }
     }
@@ -861,8 +868,8 @@ fn l1_auto_cleanup_failures_are_logged_without_ids() {
 
     // 3. A corrupt record is dropped by the pass (the gateway's warning, from the worker).
     w.store.heal();
-    block_on(Store::set(
-        &*w.store,
+    block_on(Faulty::set(
+        &w.store,
         b.sid.as_str(),
         Record::new(format!(r#"["{DATA_VALUE}"]"#), u64::MAX, 1000),
     ))

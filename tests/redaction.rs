@@ -289,10 +289,13 @@ fn l1_conformance_failures_redact_records() {
                 1,
             )))
         }
-        fn set(&self, _: &str, _: Record) -> session_bridge::Result<bool> {
+        fn create(&self, _: &str, _: Record) -> session_bridge::Result<bool> {
             Ok(true)
         }
-        fn destroy(&self, _: &str) -> session_bridge::Result<bool> {
+        fn update(&self, _: &str, _: Record, _: u64) -> session_bridge::Result<bool> {
+            Ok(true)
+        }
+        fn destroy(&self, _: &str, _: u64) -> session_bridge::Result<bool> {
             Ok(true)
         }
     }

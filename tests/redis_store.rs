@@ -168,14 +168,14 @@ async fn st3_the_ttl_is_enforced_by_redis() {
     assert!(0 < pttl && pttl <= 300, "PTTL {pttl} ms, expected (0, 300]");
 
     let long = record(r#"{"n":2}"#, now_ms() + 3_600_000, 0);
-    assert!(store.set("long", long.clone()).await.unwrap());
+    assert!(store.create("long", long.clone()).await.unwrap());
     let pttl: i64 = redis::cmd("PTTL")
         .arg(store.key("long"))
         .query(&mut conn)
         .unwrap();
     assert!(
         3_590_000 < pttl && pttl <= 3_600_000,
-        "set carries the expiry too: PTTL {pttl}"
+        "create carries the expiry: PTTL {pttl}"
     );
 
     // Gone from Redis itself (no cleanup, no read through the gateway), within a bounded wait.
@@ -200,7 +200,7 @@ async fn st3_the_ttl_is_enforced_by_redis() {
         "not before its time"
     );
 
-    // An update whose expiry is past deletes; so does a set.
+    // An update whose expiry is past deletes; so does a create.
     let past = record(r#"{"n":3}"#, now_ms() - 1, 1);
     assert!(store.update("long", past.clone(), 0).await.unwrap());
     assert_eq!(
@@ -208,11 +208,10 @@ async fn st3_the_ttl_is_enforced_by_redis() {
         None,
         "past expiry deletes"
     );
-    assert!(store.create("long", long).await.unwrap());
-    assert!(store.set("long", past.clone()).await.unwrap());
+    assert!(store.create("long", past.clone()).await.unwrap());
     assert_eq!(store.get("long").await.unwrap(), None);
     // Expiry 0 (the epoch) is valid input and as dead.
-    assert!(store.set("zero", record("{}", 0, 0)).await.unwrap());
+    assert!(store.create("zero", record("{}", 0, 0)).await.unwrap());
     assert_eq!(store.get("zero").await.unwrap(), None);
     drop(keys);
 }
@@ -282,10 +281,17 @@ async fn st5_update_is_a_compare_and_set_that_never_resurrects() {
     // Gone: never resurrected, whether it never existed or was destroyed.
     assert!(!store.update("never", v1.clone(), 0).await.unwrap());
     assert_eq!(store.get("never").await.unwrap(), None);
-    assert!(store.destroy("a").await.unwrap());
+    // ST5: destroy is conditional on the version (a destroy decided on an old read never
+    // removes a newer record).
+    assert!(
+        !store.destroy("a", 0).await.unwrap(),
+        "another version: kept"
+    );
+    assert!(store.get("a").await.unwrap().is_some());
+    assert!(store.destroy("a", 1).await.unwrap());
     assert!(!store.update("a", v1.clone(), 1).await.unwrap());
     assert_eq!(store.get("a").await.unwrap(), None);
-    assert!(!store.destroy("a").await.unwrap());
+    assert!(!store.destroy("a", 1).await.unwrap());
 
     // Concurrent updates from one version: exactly one wins.
     assert!(store.create("b", v0.clone()).await.unwrap());
@@ -303,6 +309,8 @@ async fn st5_update_is_a_compare_and_set_that_never_resurrects() {
         .query(&mut raw(SHARED_URL))
         .unwrap();
     assert!(!store.update("c", v1, 0).await.unwrap());
+    // ... and destroyed whatever the version given.
+    assert!(store.destroy("c", 7).await.unwrap());
 }
 
 /// SCAN-based list: every id under the prefix (more than one SCAN page), nothing of another
@@ -314,13 +322,13 @@ async fn st3_list_scans_only_its_own_prefix() {
     let n = 1_200;
     let ids: Vec<String> = (0..n).map(|i| format!("id{i:04}")).collect();
     let writes =
-        futures::future::join_all(ids.iter().map(|id| store.set(id, record("{}", at, 0)))).await;
+        futures::future::join_all(ids.iter().map(|id| store.create(id, record("{}", at, 0)))).await;
     assert!(writes.into_iter().all(|w| w.unwrap()));
 
     // A neighbour whose prefix extends ours with a glob character, and one that shares a
     // start: never listed as ours.
     let glob = connect(SHARED_URL, &format!("{}*x:", keys.prefix)).await;
-    assert!(glob.set("other", record("{}", at, 0)).await.unwrap());
+    assert!(glob.create("other", record("{}", at, 0)).await.unwrap());
     let mut listed = store.list().await.unwrap();
     listed.sort();
     let glob_listed = glob.list().await.unwrap();
@@ -333,7 +341,7 @@ async fn st3_list_scans_only_its_own_prefix() {
     assert_eq!(listed, want);
 
     for id in ["id0000", "id0001"] {
-        assert!(store.destroy(id).await.unwrap());
+        assert!(store.destroy(id, 0).await.unwrap());
     }
     let listed = store.list().await.unwrap();
     assert_eq!(listed.len(), n + 1 - 2);

@@ -88,10 +88,6 @@ impl Store for Faulty {
         self.trip("get")?;
         self.inner.get(sid).await
     }
-    async fn set(&self, sid: &str, record: Record) -> Result<bool> {
-        self.trip("set")?;
-        self.inner.set(sid, record).await
-    }
     async fn create(&self, sid: &str, record: Record) -> Result<bool> {
         self.trip("create")?;
         self.inner.create(sid, record).await
@@ -100,9 +96,9 @@ impl Store for Faulty {
         self.trip("update")?;
         self.inner.update(sid, record, expected).await
     }
-    async fn destroy(&self, sid: &str) -> Result<bool> {
+    async fn destroy(&self, sid: &str, expected: u64) -> Result<bool> {
         self.trip("destroy")?;
-        self.inner.destroy(sid).await
+        self.inner.destroy(sid, expected).await
     }
     async fn list(&self) -> Result<Vec<String>> {
         self.trip("list")?;

@@ -1,7 +1,7 @@
 //! ST1 / ST5 / ST3: the public conformance suite (`session_bridge::testing`) must
-//! reject a store whose `create` is not atomic. The documented default `create` is
-//! get-then-set; a store that keeps it is not safe under concurrent creates, and the suite has
-//! to be able to say so.
+//! reject a store whose `create` is not atomic. A store author's first try is often
+//! get-then-write (the trait had such a default once, ST5 removed it); the suite has to be
+//! able to say it is not safe under concurrent creates.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use futures::executor::block_on;
 use session_bridge::{Error, LiveStore, Record, Store, testing};
 
-/// A store with the default (non-atomic) `create` and `update`: get, then set. Its `get`
-/// yields the thread after reading, as a network round-trip would, so two creates released
-/// together can both see "nothing there".
+/// A store whose `create`, `update` and `destroy` read, then write, without holding anything
+/// in between. Its `get` yields the thread after reading, as a network round-trip would, so
+/// two creates released together can both see "nothing there".
 #[derive(Default)]
 struct GetThenSet(Mutex<HashMap<String, Record>>);
 
@@ -21,11 +21,24 @@ impl Store for GetThenSet {
         std::thread::yield_now();
         Ok(found)
     }
-    async fn set(&self, sid: &str, record: Record) -> Result<bool, Error> {
+    async fn create(&self, sid: &str, record: Record) -> Result<bool, Error> {
+        if self.get(sid).await?.is_some() {
+            return Ok(false);
+        }
         self.0.lock().unwrap().insert(sid.to_owned(), record);
         Ok(true)
     }
-    async fn destroy(&self, sid: &str) -> Result<bool, Error> {
+    async fn update(&self, sid: &str, record: Record, expected: u64) -> Result<bool, Error> {
+        if self.get(sid).await?.is_none_or(|r| r.version != expected) {
+            return Ok(false);
+        }
+        self.0.lock().unwrap().insert(sid.to_owned(), record);
+        Ok(true)
+    }
+    async fn destroy(&self, sid: &str, expected: u64) -> Result<bool, Error> {
+        if self.get(sid).await?.is_none_or(|r| r.version != expected) {
+            return Ok(false);
+        }
         Ok(self.0.lock().unwrap().remove(sid).is_some())
     }
     async fn list(&self) -> Result<Vec<String>, Error> {
@@ -59,12 +72,12 @@ fn st1_a_sync_store_with_atomic_writes_passes_the_suite() {
         fn get(&self, sid: &str) -> Result<Option<Record>, Error> {
             Ok(self.0.lock().unwrap().get(sid).cloned())
         }
-        fn set(&self, sid: &str, record: Record) -> Result<bool, Error> {
-            self.0.lock().unwrap().insert(sid.to_owned(), record);
-            Ok(true)
-        }
-        fn destroy(&self, sid: &str) -> Result<bool, Error> {
-            Ok(self.0.lock().unwrap().remove(sid).is_some())
+        fn destroy(&self, sid: &str, expected: u64) -> Result<bool, Error> {
+            let mut map = self.0.lock().unwrap();
+            if map.get(sid).is_none_or(|r| r.version != expected) {
+                return Ok(false);
+            }
+            Ok(map.remove(sid).is_some())
         }
         fn create(&self, sid: &str, record: Record) -> Result<bool, Error> {
             let mut map = self.0.lock().unwrap();

@@ -34,9 +34,6 @@ impl Store for ForeignWriteFirst {
     async fn get(&self, sid: &str) -> Result<Option<Record>, Error> {
         self.inner.get(sid).await
     }
-    async fn set(&self, sid: &str, record: Record) -> Result<bool, Error> {
-        self.inner.set(sid, record).await
-    }
     async fn create(&self, sid: &str, record: Record) -> Result<bool, Error> {
         self.inner.create(sid, record).await
     }
@@ -61,8 +58,8 @@ impl Store for ForeignWriteFirst {
         }
         self.inner.update(sid, record, expected).await
     }
-    async fn destroy(&self, sid: &str) -> Result<bool, Error> {
-        self.inner.destroy(sid).await
+    async fn destroy(&self, sid: &str, expected: u64) -> Result<bool, Error> {
+        self.inner.destroy(sid, expected).await
     }
     async fn list(&self) -> Result<Vec<String>, Error> {
         self.inner.list().await
@@ -81,10 +78,6 @@ impl Store for AlwaysConflicts {
     async fn get(&self, sid: &str) -> Result<Option<Record>, Error> {
         self.inner.get(sid).await
     }
-    async fn set(&self, sid: &str, record: Record) -> Result<bool, Error> {
-        assert!(!self.armed.load(Ordering::SeqCst), "no blind write");
-        self.inner.set(sid, record).await
-    }
     async fn create(&self, sid: &str, record: Record) -> Result<bool, Error> {
         self.inner.create(sid, record).await
     }
@@ -95,8 +88,8 @@ impl Store for AlwaysConflicts {
         }
         self.inner.update(sid, record, expected).await
     }
-    async fn destroy(&self, sid: &str) -> Result<bool, Error> {
-        self.inner.destroy(sid).await
+    async fn destroy(&self, sid: &str, expected: u64) -> Result<bool, Error> {
+        self.inner.destroy(sid, expected).await
     }
 }
 

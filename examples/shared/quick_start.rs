@@ -128,7 +128,7 @@ pub async fn bridge() -> QuickStart {
 /// A store chosen by `SESSION_STORE`.
 enum ChosenStore {
     #[cfg(feature = "redis-adapter")]
-    Redis(session_bridge::nodes::redis::RedisNodes),
+    Redis(Box<session_bridge::nodes::redis::RedisNodes>),
     #[cfg(feature = "file")]
     File(session_bridge::store::FileStore),
 }
@@ -140,7 +140,7 @@ impl ChosenStore {
     ) -> session_bridge::SessionBridgeBuilder {
         match self {
             #[cfg(feature = "redis-adapter")]
-            ChosenStore::Redis(nodes) => builder.nodes(nodes),
+            ChosenStore::Redis(nodes) => builder.nodes(*nodes),
             #[cfg(feature = "file")]
             ChosenStore::File(store) => builder.store(store),
         }
@@ -171,7 +171,7 @@ async fn store_from_env() -> Result<Option<ChosenStore>, String> {
                         "multi-node mode: sessions, mapping, leases, notices and socket.io rooms \
                          on Redis (SESSION_STORE)"
                     );
-                    Ok(Some(ChosenStore::Redis(nodes)))
+                    Ok(Some(ChosenStore::Redis(Box::new(nodes))))
                 }
                 Err(err) => Err(format!("SESSION_STORE: cannot use that Redis: {err}")),
             };

@@ -237,10 +237,13 @@ mod tests {
         fn get(&self, _: &str) -> crate::Result<Option<Record>> {
             Err(Error::store("get", "down"))
         }
-        fn set(&self, _: &str, _: Record) -> crate::Result<bool> {
-            Err(Error::store("set", "down"))
+        fn create(&self, _: &str, _: Record) -> crate::Result<bool> {
+            Err(Error::store("create", "down"))
         }
-        fn destroy(&self, _: &str) -> crate::Result<bool> {
+        fn update(&self, _: &str, _: Record, _: u64) -> crate::Result<bool> {
+            Err(Error::store("update", "down"))
+        }
+        fn destroy(&self, _: &str, _: u64) -> crate::Result<bool> {
             Err(Error::store("destroy", "down"))
         }
     }

@@ -92,7 +92,7 @@ const STRIPES: usize = 64;
 /// # futures::executor::block_on(async {
 /// let store = FileStore::open(&dir)?;
 /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
-/// store.set("sid", record.clone()).await?;
+/// store.create("sid", record.clone()).await?;
 /// drop(store); // a restart
 /// let store = FileStore::open(&dir)?;
 /// assert_eq!(store.get("sid").await?, Some(record));
@@ -217,14 +217,13 @@ impl Store for FileStore {
         self.run(move |inner| inner.get(&sid))
     }
 
-    fn set(&self, sid: &str, record: Record) -> impl Future<Output = Result<bool>> + Send {
+    fn destroy(
+        &self,
+        sid: &str,
+        expected_version: u64,
+    ) -> impl Future<Output = Result<bool>> + Send {
         let sid = sid.to_owned();
-        self.run(move |inner| inner.set(&sid, &record))
-    }
-
-    fn destroy(&self, sid: &str) -> impl Future<Output = Result<bool>> + Send {
-        let sid = sid.to_owned();
-        self.run(move |inner| inner.destroy(&sid))
+        self.run(move |inner| inner.destroy(&sid, expected_version))
     }
 
     fn create(&self, sid: &str, record: Record) -> impl Future<Output = Result<bool>> + Send {
@@ -330,14 +329,6 @@ impl Inner {
         }
     }
 
-    fn set(&self, sid: &str, record: &Record) -> Result<bool> {
-        let (hex, bytes) = self.prepare("set", sid, record)?;
-        let _guard = self.lock(sid);
-        self.write(&hex, &bytes)
-            .map_err(|e| Error::store("set", e))?;
-        Ok(true)
-    }
-
     fn create(&self, sid: &str, record: &Record) -> Result<bool> {
         let (hex, bytes) = self.prepare("create", sid, record)?;
         let _guard = self.lock(sid);
@@ -365,13 +356,23 @@ impl Inner {
         }
     }
 
-    fn destroy(&self, sid: &str) -> Result<bool> {
+    /// Removes the record under the id's lock if its version is `expected_version` (ST5); a
+    /// corrupt file goes whatever the version, a newer format's stays (GW1).
+    fn destroy(&self, sid: &str, expected_version: u64) -> Result<bool> {
         let Some(hex) = file_stem(sid) else {
             return Ok(false);
         };
+        let path = self.path(&hex);
         let _guard = self.lock(sid);
-        self.remove(&self.path(&hex))
-            .map_err(|e| Error::store("destroy", e))
+        let remove = match self.read(&path).map_err(|e| Error::store("destroy", e))? {
+            Read::Missing | Read::Newer => false,
+            Read::Corrupt => true,
+            Read::Record(current) => current.version == expected_version,
+        };
+        if !remove {
+            return Ok(false);
+        }
+        self.remove(&path).map_err(|e| Error::store("destroy", e))
     }
 
     fn list(&self) -> Result<Vec<String>> {

@@ -24,9 +24,9 @@ const SWEEP_PER_WRITE: usize = 16;
 /// use std::time::Duration;
 /// let clock = ManualClock::new(0);
 /// let store = LiveStore::with_clock(clock.clone());
-/// store.set("a", Record::new("{}", 10, 10)).unwrap();
+/// store.create("a", Record::new("{}", 10, 10)).unwrap();
 /// clock.advance(Duration::from_millis(10));
-/// store.set("b", Record::new("{}", 100, 90)).unwrap(); // sweeps "a"
+/// store.create("b", Record::new("{}", 100, 90)).unwrap(); // sweeps "a"
 /// assert_eq!(store.len(), 1);
 /// ```
 #[doc(alias = "MemoryStore")]
@@ -205,12 +205,30 @@ impl LiveStore {
         }
     }
 
+    /// Writes `record` under `sid` whatever is stored there. Not part of the store contract
+    /// (ST5 has no unconditional write) and never called by the bridge: for tests and tools
+    /// that fill a store by hand (an old, foreign or broken record).
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, Record, SyncStore};
+    /// let store = LiveStore::new();
+    /// store.put("sid", Record::new("[not an object]", u64::MAX, 60_000));
+    /// assert_eq!(store.get("sid")?.map(|r| r.session), Some("[not an object]".to_owned()));
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
+    pub fn put(&self, sid: &str, record: Record) {
+        self.write(|inner| {
+            inner.insert(sid, record);
+            true
+        });
+    }
+
     /// Number of records held, expired ones not yet swept included.
     ///
     /// ```
     /// use session_bridge::{LiveStore, Record, SyncStore};
     /// let store = LiveStore::new();
-    /// store.set("sid", Record::new("{}", u64::MAX, 60_000))?;
+    /// store.create("sid", Record::new("{}", u64::MAX, 60_000))?;
     /// assert_eq!(store.len(), 1);
     /// # Ok::<(), session_bridge::Error>(())
     /// ```
@@ -224,7 +242,7 @@ impl LiveStore {
     /// use session_bridge::{LiveStore, Record, SyncStore};
     /// let store = LiveStore::new();
     /// assert!(store.is_empty());
-    /// store.set("sid", Record::new("{}", u64::MAX, 60_000))?;
+    /// store.create("sid", Record::new("{}", u64::MAX, 60_000))?;
     /// assert!(!store.is_empty());
     /// # Ok::<(), session_bridge::Error>(())
     /// ```
@@ -252,16 +270,13 @@ impl SyncStore for LiveStore {
         Ok(self.lock().get(sid).map(Stored::record))
     }
 
-    fn set(&self, sid: &str, record: Record) -> Result<bool> {
-        Ok(self.write(|inner| {
-            inner.insert(sid, record);
-            true
-        }))
-    }
-
     // No sweep here: a cleanup pass destroys records one by one and must count each itself.
-    fn destroy(&self, sid: &str) -> Result<bool> {
-        Ok(self.lock().remove(sid))
+    fn destroy(&self, sid: &str, expected_version: u64) -> Result<bool> {
+        let mut inner = self.lock();
+        match inner.get(sid) {
+            Some(current) if current.version == expected_version => Ok(inner.remove(sid)),
+            _ => Ok(false),
+        }
     }
 
     fn create(&self, sid: &str, record: Record) -> Result<bool> {
@@ -312,14 +327,14 @@ mod tests {
         let store = LiveStore::with_clock(clock.clone());
         for i in 0..1_000 {
             store
-                .set(&format!("old{i}"), Record::new("{}", 100, 100))
+                .create(&format!("old{i}"), Record::new("{}", 100, 100))
                 .unwrap();
         }
         clock.advance(Duration::from_millis(100));
         // Each write adds one record and sweeps up to SWEEP_PER_WRITE dead ones.
         for i in 0..200 {
             store
-                .set(&format!("new{i}"), Record::new("{}", 10_000, 9_900))
+                .create(&format!("new{i}"), Record::new("{}", 10_000, 9_900))
                 .unwrap();
         }
         assert_eq!(store.len(), 200);

@@ -48,37 +48,72 @@ use futures::future::BoxFuture;
 use crate::error::{Error, Result};
 use crate::record::Record;
 
-/// An async session store (SPEC ST1).
+/// An async session store (SPEC ST1, ST5).
 ///
-/// Only `get`, `set` and `destroy` are required. The defaults of `create` and `update` are
-/// built on `get` + `set` and are therefore not atomic: a store shared by several processes
-/// should override them with an atomic primitive (Redis `SET NX` / a Lua compare-and-set,
-/// `O_EXCL` files, a SQL `WHERE version = ?`), which is what keeps two nodes from overwriting each
-/// other (ST5).
+/// Four operations, each atomic on its own: `get`; `create`, which never overwrites an
+/// existing id (Redis `SET NX`, a file opened with `create_new`, SQL `INSERT`); `update`, a
+/// compare-and-set on the record's version that never resurrects a deleted id (a Lua script,
+/// `UPDATE .. WHERE version = ?`, a lock held across read-compare-write); and `destroy`,
+/// conditional on the version too, so a destroy decided on an old read never removes a newer
+/// record. There is no unconditional write and no get-then-write default: a store shared by
+/// several processes must make each of these atomic itself, which is what keeps two nodes from
+/// overwriting each other. `list` (for cleanup) and `optimize` are optional. Run
+/// [`testing::conformance`](crate::testing::conformance) on your store.
 ///
 /// ```
 /// use session_bridge::{Error, Record, Store};
 /// use std::collections::HashMap;
-/// use std::sync::Mutex;
+/// use std::sync::{Mutex, MutexGuard};
 ///
 /// #[derive(Default)]
 /// struct MapStore(Mutex<HashMap<String, Record>>);
 ///
-/// impl Store for MapStore {
-///     async fn get(&self, sid: &str) -> Result<Option<Record>, Error> {
-///         Ok(self.0.lock().map_err(|_| Error::store("get", "poisoned"))?.get(sid).cloned())
-///     }
-///     async fn set(&self, sid: &str, record: Record) -> Result<bool, Error> {
-///         self.0.lock().map_err(|_| Error::store("set", "poisoned"))?.insert(sid.into(), record);
-///         Ok(true)
-///     }
-///     async fn destroy(&self, sid: &str) -> Result<bool, Error> {
-///         Ok(self.0.lock().map_err(|_| Error::store("destroy", "poisoned"))?.remove(sid).is_some())
+/// impl MapStore {
+///     fn map(&self) -> Result<MutexGuard<'_, HashMap<String, Record>>, Error> {
+///         self.0.lock().map_err(|_| Error::store("lock", "poisoned"))
 ///     }
 /// }
+///
+/// // Each operation holds the lock across its read, compare and write.
+/// impl Store for MapStore {
+///     async fn get(&self, sid: &str) -> Result<Option<Record>, Error> {
+///         Ok(self.map()?.get(sid).cloned())
+///     }
+///     async fn create(&self, sid: &str, record: Record) -> Result<bool, Error> {
+///         let mut map = self.map()?;
+///         if map.contains_key(sid) {
+///             return Ok(false);
+///         }
+///         map.insert(sid.into(), record);
+///         Ok(true)
+///     }
+///     async fn update(&self, sid: &str, record: Record, expected: u64) -> Result<bool, Error> {
+///         let mut map = self.map()?;
+///         match map.get_mut(sid) {
+///             Some(current) if current.version == expected => *current = record,
+///             _ => return Ok(false),
+///         }
+///         Ok(true)
+///     }
+///     async fn destroy(&self, sid: &str, expected: u64) -> Result<bool, Error> {
+///         let mut map = self.map()?;
+///         if map.get(sid).is_some_and(|r| r.version == expected) {
+///             map.remove(sid);
+///             return Ok(true);
+///         }
+///         Ok(false)
+///     }
+/// }
+/// # futures::executor::block_on(async {
+/// # let report = session_bridge::testing::conformance(&MapStore::default()).await.unwrap();
+/// # assert!(report.checks > 0);
+/// # });
 /// ```
 pub trait Store: Send + Sync + 'static {
-    /// The record stored under `sid`, expired or not (the gateway checks expiry).
+    /// The record stored under `sid`, expired or not (the gateway checks expiry). A value
+    /// that is not a record of a format this version knows: `None` for a newer format (left
+    /// in place, see [`Record::newer_format`]); a corrupt one may be returned as a record
+    /// whose session text is not JSON, which the gateway drops.
     ///
     /// ```
     /// use session_bridge::{LiveStore, Record, Store};
@@ -86,7 +121,7 @@ pub trait Store: Send + Sync + 'static {
     /// let store = LiveStore::new();
     /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
     /// assert_eq!(Store::get(&store, "sid").await?, None);
-    /// Store::set(&store, "sid", record.clone()).await?;
+    /// Store::create(&store, "sid", record.clone()).await?;
     /// assert_eq!(Store::get(&store, "sid").await?, Some(record));
     /// # Ok::<_, session_bridge::Error>(())
     /// # }).unwrap();
@@ -95,41 +130,6 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// A backend failure, as [`Error::Store`].
     fn get(&self, sid: &str) -> impl Future<Output = Result<Option<Record>>> + Send;
-
-    /// Writes `record` under `sid`, replacing any previous one. Returns whether it was written.
-    ///
-    /// ```
-    /// use session_bridge::{LiveStore, Record, Store};
-    /// # futures::executor::block_on(async {
-    /// let store = LiveStore::new();
-    /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
-    /// assert!(Store::set(&store, "sid", record.clone()).await?);
-    /// assert!(Store::set(&store, "sid", record).await?, "replaces");
-    /// # Ok::<_, session_bridge::Error>(())
-    /// # }).unwrap();
-    /// ```
-    ///
-    /// # Errors
-    /// A backend failure, as [`Error::Store`].
-    fn set(&self, sid: &str, record: Record) -> impl Future<Output = Result<bool>> + Send;
-
-    /// Removes `sid`. Returns whether a record was there.
-    ///
-    /// ```
-    /// use session_bridge::{LiveStore, Record, Store};
-    /// # futures::executor::block_on(async {
-    /// let store = LiveStore::new();
-    /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
-    /// Store::set(&store, "sid", record).await?;
-    /// assert!(Store::destroy(&store, "sid").await?);
-    /// assert!(!Store::destroy(&store, "sid").await?, "already gone");
-    /// # Ok::<_, session_bridge::Error>(())
-    /// # }).unwrap();
-    /// ```
-    ///
-    /// # Errors
-    /// A backend failure, as [`Error::Store`].
-    fn destroy(&self, sid: &str) -> impl Future<Output = Result<bool>> + Send;
 
     /// Writes `record` only if nothing is stored under `sid`; `Ok(false)` when something is.
     ///
@@ -146,14 +146,7 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// # Errors
     /// A backend failure, as [`Error::Store`].
-    fn create(&self, sid: &str, record: Record) -> impl Future<Output = Result<bool>> + Send {
-        async move {
-            if self.get(sid).await?.is_some() {
-                return Ok(false);
-            }
-            self.set(sid, record).await
-        }
-    }
+    fn create(&self, sid: &str, record: Record) -> impl Future<Output = Result<bool>> + Send;
 
     /// Writes `record` only if a record is stored under `sid` with version `expected_version`;
     /// `Ok(false)` when it is missing (never resurrect a deleted one) or another writer moved it.
@@ -180,14 +173,33 @@ pub trait Store: Send + Sync + 'static {
         sid: &str,
         record: Record,
         expected_version: u64,
-    ) -> impl Future<Output = Result<bool>> + Send {
-        async move {
-            match self.get(sid).await? {
-                Some(current) if current.version == expected_version => self.set(sid, record).await,
-                _ => Ok(false),
-            }
-        }
-    }
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Removes the record stored under `sid` only if its version is `expected_version`
+    /// (a value that is not a record at all may be removed whatever the version). Returns
+    /// whether it removed one: `Ok(false)` when nothing is there or another writer moved it
+    /// (then the caller reads again, and decides again).
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, Record, Store};
+    /// # futures::executor::block_on(async {
+    /// let store = LiveStore::new();
+    /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
+    /// Store::create(&store, "sid", record).await?;
+    /// assert!(!Store::destroy(&store, "sid", 7).await?, "another version: kept");
+    /// assert!(Store::destroy(&store, "sid", 0).await?);
+    /// assert!(!Store::destroy(&store, "sid", 0).await?, "already gone");
+    /// # Ok::<_, session_bridge::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// A backend failure, as [`Error::Store`].
+    fn destroy(
+        &self,
+        sid: &str,
+        expected_version: u64,
+    ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Every stored session id (needed by cleanup). Defaults to [`Error::Unsupported`].
     ///
@@ -196,7 +208,7 @@ pub trait Store: Send + Sync + 'static {
     /// # futures::executor::block_on(async {
     /// let store = LiveStore::new();
     /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
-    /// Store::set(&store, "sid", record).await?;
+    /// Store::create(&store, "sid", record).await?;
     /// assert_eq!(Store::list(&store).await?, vec!["sid".to_owned()]);
     /// # Ok::<_, session_bridge::Error>(())
     /// # }).unwrap();
@@ -211,11 +223,9 @@ pub trait Store: Send + Sync + 'static {
     /// Called after a cleanup removed `cleared` records, e.g. to compact a file.
     ///
     /// ```
-    /// use session_bridge::{LiveStore, Record, Store};
+    /// use session_bridge::{LiveStore, Store};
     /// # futures::executor::block_on(async {
     /// let store = LiveStore::new();
-    /// # let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
-    /// # Store::set(&store, "sid", record).await?;
     /// // The bridge calls it after a cleanup pass; `LiveStore` gives memory back.
     /// Store::optimize(&store, 1_000).await?;
     /// # Ok::<_, session_bridge::Error>(())
@@ -231,6 +241,8 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// A synchronous store; every `SyncStore` is a [`Store`] through a blanket impl (SPEC ST1).
+/// The same four atomic operations as [`Store`], each holding whatever lock the store has
+/// across its read, compare and write.
 ///
 /// Its methods run inline on the async task that calls them, so keep them fast (an in-memory
 /// map, a local file): a blocking network call here stalls the executor. With both traits in
@@ -240,21 +252,36 @@ pub trait Store: Send + Sync + 'static {
 /// ```
 /// use session_bridge::{Error, Record, SyncStore};
 /// use std::collections::HashMap;
-/// use std::sync::Mutex;
+/// use std::sync::{Mutex, MutexGuard};
 ///
 /// #[derive(Default)]
 /// struct MapStore(Mutex<HashMap<String, Record>>);
 ///
 /// impl MapStore {
-///     fn map(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Record>>, Error> {
+///     fn map(&self) -> Result<MutexGuard<'_, HashMap<String, Record>>, Error> {
 ///         self.0.lock().map_err(|_| Error::store("lock", "poisoned"))
 ///     }
 /// }
 ///
 /// impl SyncStore for MapStore {
 ///     fn get(&self, sid: &str) -> Result<Option<Record>, Error> { Ok(self.map()?.get(sid).cloned()) }
-///     fn set(&self, sid: &str, r: Record) -> Result<bool, Error> { self.map()?.insert(sid.into(), r); Ok(true) }
-///     fn destroy(&self, sid: &str) -> Result<bool, Error> { Ok(self.map()?.remove(sid).is_some()) }
+///     fn create(&self, sid: &str, r: Record) -> Result<bool, Error> {
+///         let mut map = self.map()?;
+///         Ok(!map.contains_key(sid) && map.insert(sid.into(), r).is_none())
+///     }
+///     fn update(&self, sid: &str, r: Record, expected: u64) -> Result<bool, Error> {
+///         let mut map = self.map()?;
+///         let Some(current) = map.get_mut(sid).filter(|c| c.version == expected) else {
+///             return Ok(false);
+///         };
+///         *current = r;
+///         Ok(true)
+///     }
+///     fn destroy(&self, sid: &str, expected: u64) -> Result<bool, Error> {
+///         let mut map = self.map()?;
+///         let here = map.get(sid).is_some_and(|c| c.version == expected);
+///         Ok(here && map.remove(sid).is_some())
+///     }
 /// }
 /// ```
 pub trait SyncStore: Send + Sync + 'static {
@@ -264,7 +291,7 @@ pub trait SyncStore: Send + Sync + 'static {
     /// use session_bridge::{LiveStore, Record, SyncStore};
     /// let store = LiveStore::new();
     /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
-    /// store.set("sid", record.clone())?;
+    /// store.create("sid", record.clone())?;
     /// assert_eq!(store.get("sid")?, Some(record));
     /// # Ok::<(), session_bridge::Error>(())
     /// ```
@@ -272,36 +299,7 @@ pub trait SyncStore: Send + Sync + 'static {
     /// # Errors
     /// As [`Store::get`].
     fn get(&self, sid: &str) -> Result<Option<Record>>;
-    /// See [`Store::set`].
-    ///
-    /// ```
-    /// use session_bridge::{LiveStore, Record, SyncStore};
-    /// let store = LiveStore::new();
-    /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
-    /// assert!(store.set("sid", record)?);
-    /// assert_eq!(store.len(), 1);
-    /// # Ok::<(), session_bridge::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// As [`Store::set`].
-    fn set(&self, sid: &str, record: Record) -> Result<bool>;
-    /// See [`Store::destroy`].
-    ///
-    /// ```
-    /// use session_bridge::{LiveStore, Record, SyncStore};
-    /// let store = LiveStore::new();
-    /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
-    /// store.set("sid", record)?;
-    /// assert!(store.destroy("sid")?);
-    /// assert!(store.get("sid")?.is_none());
-    /// # Ok::<(), session_bridge::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// As [`Store::destroy`].
-    fn destroy(&self, sid: &str) -> Result<bool>;
-    /// See [`Store::create`]; the default is `get` then `set`.
+    /// See [`Store::create`].
     ///
     /// ```
     /// use session_bridge::{LiveStore, Record, SyncStore};
@@ -314,13 +312,8 @@ pub trait SyncStore: Send + Sync + 'static {
     ///
     /// # Errors
     /// As [`Store::create`].
-    fn create(&self, sid: &str, record: Record) -> Result<bool> {
-        if SyncStore::get(self, sid)?.is_some() {
-            return Ok(false);
-        }
-        SyncStore::set(self, sid, record)
-    }
-    /// See [`Store::update`]; the default is `get`, compare, `set`.
+    fn create(&self, sid: &str, record: Record) -> Result<bool>;
+    /// See [`Store::update`].
     ///
     /// ```
     /// use session_bridge::{LiveStore, Record, SyncStore};
@@ -335,21 +328,29 @@ pub trait SyncStore: Send + Sync + 'static {
     ///
     /// # Errors
     /// As [`Store::update`].
-    fn update(&self, sid: &str, record: Record, expected_version: u64) -> Result<bool> {
-        match SyncStore::get(self, sid)? {
-            Some(current) if current.version == expected_version => {
-                SyncStore::set(self, sid, record)
-            }
-            _ => Ok(false),
-        }
-    }
+    fn update(&self, sid: &str, record: Record, expected_version: u64) -> Result<bool>;
+    /// See [`Store::destroy`].
+    ///
+    /// ```
+    /// use session_bridge::{LiveStore, Record, SyncStore};
+    /// let store = LiveStore::new();
+    /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
+    /// store.create("sid", record)?;
+    /// assert!(store.destroy("sid", 0)?);
+    /// assert!(store.get("sid")?.is_none());
+    /// # Ok::<(), session_bridge::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::destroy`].
+    fn destroy(&self, sid: &str, expected_version: u64) -> Result<bool>;
     /// See [`Store::list`].
     ///
     /// ```
     /// use session_bridge::{LiveStore, Record, SyncStore};
     /// let store = LiveStore::new();
     /// let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
-    /// store.set("sid", record)?;
+    /// store.create("sid", record)?;
     /// assert_eq!(store.list()?, vec!["sid".to_owned()]);
     /// # Ok::<(), session_bridge::Error>(())
     /// ```
@@ -362,10 +363,8 @@ pub trait SyncStore: Send + Sync + 'static {
     /// See [`Store::optimize`].
     ///
     /// ```
-    /// use session_bridge::{LiveStore, Record, SyncStore};
+    /// use session_bridge::{LiveStore, SyncStore};
     /// let store = LiveStore::new();
-    /// # let record = Record::new(r#"{"user":"ada"}"#, u64::MAX, 3_600_000);
-    /// # store.set("sid", record)?;
     /// store.optimize(1_000)?; // after a cleanup pass
     /// # Ok::<(), session_bridge::Error>(())
     /// ```
@@ -382,12 +381,6 @@ impl<T: SyncStore> Store for T {
     fn get(&self, sid: &str) -> impl Future<Output = Result<Option<Record>>> + Send {
         std::future::ready(SyncStore::get(self, sid))
     }
-    fn set(&self, sid: &str, record: Record) -> impl Future<Output = Result<bool>> + Send {
-        std::future::ready(SyncStore::set(self, sid, record))
-    }
-    fn destroy(&self, sid: &str) -> impl Future<Output = Result<bool>> + Send {
-        std::future::ready(SyncStore::destroy(self, sid))
-    }
     fn create(&self, sid: &str, record: Record) -> impl Future<Output = Result<bool>> + Send {
         std::future::ready(SyncStore::create(self, sid, record))
     }
@@ -398,6 +391,13 @@ impl<T: SyncStore> Store for T {
         expected_version: u64,
     ) -> impl Future<Output = Result<bool>> + Send {
         std::future::ready(SyncStore::update(self, sid, record, expected_version))
+    }
+    fn destroy(
+        &self,
+        sid: &str,
+        expected_version: u64,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        std::future::ready(SyncStore::destroy(self, sid, expected_version))
     }
     fn list(&self) -> impl Future<Output = Result<Vec<String>>> + Send {
         std::future::ready(SyncStore::list(self))
@@ -412,12 +412,6 @@ impl<S: Store> Store for Arc<S> {
     fn get(&self, sid: &str) -> impl Future<Output = Result<Option<Record>>> + Send {
         S::get(self, sid)
     }
-    fn set(&self, sid: &str, record: Record) -> impl Future<Output = Result<bool>> + Send {
-        S::set(self, sid, record)
-    }
-    fn destroy(&self, sid: &str) -> impl Future<Output = Result<bool>> + Send {
-        S::destroy(self, sid)
-    }
     fn create(&self, sid: &str, record: Record) -> impl Future<Output = Result<bool>> + Send {
         S::create(self, sid, record)
     }
@@ -428,6 +422,13 @@ impl<S: Store> Store for Arc<S> {
         expected_version: u64,
     ) -> impl Future<Output = Result<bool>> + Send {
         S::update(self, sid, record, expected_version)
+    }
+    fn destroy(
+        &self,
+        sid: &str,
+        expected_version: u64,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        S::destroy(self, sid, expected_version)
     }
     fn list(&self) -> impl Future<Output = Result<Vec<String>>> + Send {
         S::list(self)
@@ -449,7 +450,7 @@ pub(crate) trait DynStore: Send + Sync + 'static {
         record: Record,
         expected: u64,
     ) -> BoxFuture<'a, Result<bool>>;
-    fn destroy<'a>(&'a self, sid: &'a str) -> BoxFuture<'a, Result<bool>>;
+    fn destroy<'a>(&'a self, sid: &'a str, expected: u64) -> BoxFuture<'a, Result<bool>>;
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>>>;
     fn optimize(&self, cleared: usize) -> BoxFuture<'_, Result<()>>;
     /// The store as `Any`, so the gateway can call the built-in [`LiveStore`] directly.
@@ -471,8 +472,8 @@ impl<S: Store> DynStore for S {
     ) -> BoxFuture<'a, Result<bool>> {
         Box::pin(Store::update(self, sid, record, expected))
     }
-    fn destroy<'a>(&'a self, sid: &'a str) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(Store::destroy(self, sid))
+    fn destroy<'a>(&'a self, sid: &'a str, expected: u64) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(Store::destroy(self, sid, expected))
     }
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>>> {
         Box::pin(Store::list(self))

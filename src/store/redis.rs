@@ -30,7 +30,9 @@
 //!   with the new expiry. It answers `ok`, `gone` (missing: never resurrected), `conflict`
 //!   (another writer moved it) or `corrupt` (not a record); all but `ok` are `Ok(false)`, as
 //!   the trait says, and the caller re-reads.
-//! * `destroy`: `DEL`; `list`: `SCAN MATCH <prefix>* COUNT 500` (never `KEYS`).
+//! * `destroy`: one Lua script that deletes the value only if its version is the expected one
+//!   (a value that is not a record goes whatever the version, a newer format's stays);
+//!   `list`: `SCAN MATCH <prefix>* COUNT 500` (never `KEYS`).
 //!
 //! # Corrupt values (GW1, X2)
 //!
@@ -84,6 +86,27 @@ if record.version ~= tonumber(ARGV[2]) then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'XX', 'PXAT', ARGV[3])
 return 'ok'
+"#;
+
+/// The conditional delete of [`Store::destroy`] (ST5). KEYS[1] = the record's key; ARGV = the
+/// expected version, this version's record format. A value that is not a record goes whatever
+/// the version; a record of a newer format stays (GW1: a newer node wrote it). 1: deleted.
+const DESTROY_SCRIPT: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if not current then
+  return 0
+end
+local ok, record = pcall(cjson.decode, current)
+if ok and type(record) == 'table' then
+  if type(record.format) == 'number' and record.format > tonumber(ARGV[2]) then
+    return 0
+  end
+  if type(record.version) == 'number' and record.version ~= tonumber(ARGV[1]) then
+    return 0
+  end
+end
+redis.call('DEL', KEYS[1])
+return 1
 "#;
 
 /// Keys asked for per `SCAN` round-trip.
@@ -222,6 +245,7 @@ pub struct RedisStore {
     prefix: String,
     deadline: Duration,
     update: Script,
+    destroy: Script,
 }
 
 /// The prefix and timeouts; never the URL (it may hold a password).
@@ -287,6 +311,7 @@ impl RedisStore {
             prefix: options.prefix,
             deadline,
             update: Script::new(UPDATE_SCRIPT),
+            destroy: Script::new(DESTROY_SCRIPT),
         })
     }
 
@@ -391,23 +416,21 @@ impl Store for RedisStore {
         async move { Ok(read.await?.and_then(decode)) }
     }
 
-    fn set(&self, sid: &str, record: Record) -> impl Future<Output = Result<bool>> + Send {
+    fn destroy(
+        &self,
+        sid: &str,
+        expected_version: u64,
+    ) -> impl Future<Output = Result<bool>> + Send {
         let key = self.key(sid);
-        let options =
-            SetOptions::default().with_expiration(SetExpiry::PXAT(pxat(record.expires_at)));
-        let value = record.encode();
-        self.run("set", move |mut conn| async move {
-            // `OK`; a past expiry deletes the key and still answers `OK` (Redis >= 7).
-            conn.set_options::<_, _, Option<String>>(key, value, options)
-                .await
-                .map(|_| true)
-        })
-    }
-
-    fn destroy(&self, sid: &str) -> impl Future<Output = Result<bool>> + Send {
-        let key = self.key(sid);
+        let script = self.destroy.clone();
         self.run("destroy", move |mut conn| async move {
-            conn.del::<_, u64>(key).await.map(|n| n > 0)
+            let deleted: u64 = script
+                .key(key)
+                .arg(expected_version)
+                .arg(Record::FORMAT)
+                .invoke_async(&mut conn)
+                .await?;
+            Ok(deleted == 1)
         })
     }
 

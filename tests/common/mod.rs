@@ -183,16 +183,20 @@ impl<S: Store> Probe<S> {
     }
 }
 
+impl Probe<LiveStore> {
+    /// Plants `record` under `sid` whatever is stored there (`LiveStore::put`): a record a
+    /// test makes by hand (old, foreign, broken). Not counted as a bridge write.
+    pub async fn set(&self, sid: &str, record: Record) -> Result<bool, Error> {
+        self.inner.put(sid, record);
+        Ok(true)
+    }
+}
+
 impl<S: Store> Store for Probe<S> {
     async fn get(&self, sid: &str) -> Result<Option<Record>, Error> {
         self.gets.fetch_add(1, Ordering::SeqCst);
         self.check("get")?;
         self.inner.get(sid).await
-    }
-    async fn set(&self, sid: &str, record: Record) -> Result<bool, Error> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        self.check("set")?;
-        self.inner.set(sid, record).await
     }
     async fn create(&self, sid: &str, record: Record) -> Result<bool, Error> {
         self.writes.fetch_add(1, Ordering::SeqCst);
@@ -204,10 +208,10 @@ impl<S: Store> Store for Probe<S> {
         self.check("update")?;
         self.inner.update(sid, record, expected).await
     }
-    async fn destroy(&self, sid: &str) -> Result<bool, Error> {
+    async fn destroy(&self, sid: &str, expected: u64) -> Result<bool, Error> {
         self.destroys.fetch_add(1, Ordering::SeqCst);
         self.check("destroy")?;
-        self.inner.destroy(sid).await
+        self.inner.destroy(sid, expected).await
     }
     async fn list(&self) -> Result<Vec<String>, Error> {
         self.check("list")?;
@@ -262,10 +266,6 @@ impl<S: Store> Store for Journal<S> {
     async fn get(&self, sid: &str) -> Result<Option<Record>, Error> {
         self.inner.get(sid).await
     }
-    async fn set(&self, sid: &str, record: Record) -> Result<bool, Error> {
-        self.push("set", sid, &record.session);
-        self.inner.set(sid, record).await
-    }
     async fn create(&self, sid: &str, record: Record) -> Result<bool, Error> {
         self.push("create", sid, &record.session);
         self.inner.create(sid, record).await
@@ -274,9 +274,9 @@ impl<S: Store> Store for Journal<S> {
         self.push("update", sid, &record.session);
         self.inner.update(sid, record, expected).await
     }
-    async fn destroy(&self, sid: &str) -> Result<bool, Error> {
+    async fn destroy(&self, sid: &str, expected: u64) -> Result<bool, Error> {
         self.push("destroy", sid, "");
-        self.inner.destroy(sid).await
+        self.inner.destroy(sid, expected).await
     }
     async fn list(&self) -> Result<Vec<String>, Error> {
         self.inner.list().await
