@@ -7,9 +7,11 @@
 //!
 //! - `open` never fails for content reasons and removes the temp file;
 //! - `get` never fails: when the session file's bytes decode (`Record::decode`), it returns
-//!   exactly that record and the file's bytes are untouched; otherwise it returns none and the
-//!   file is gone (a corrupt record is dropped);
-//! - `list` never fails and holds the session's id exactly when its record decoded;
+//!   exactly that record and the file's bytes are untouched; a record of a newer format
+//!   (`Record::newer_format`) reads as none and is left untouched (GW1); otherwise it returns
+//!   none and the file is gone (a corrupt record is dropped);
+//! - `list` never fails and holds the session's id exactly when its record decoded or is of a
+//!   newer format;
 //! - a record written back through the store reads back equal, byte for byte `encode()`.
 #![no_main]
 
@@ -65,9 +67,14 @@ fn run(data: &[u8], dir: &PathBuf) {
     let expected = std::str::from_utf8(record_bytes)
         .ok()
         .and_then(|text| Record::decode(text).ok());
+    // GW1: a record of a newer format is missing to this version and left in place.
+    let newer = std::str::from_utf8(record_bytes)
+        .ok()
+        .and_then(Record::newer_format)
+        .is_some();
     let got = block_on(store.get(SID)).expect("get never fails for content reasons");
     assert_eq!(got, expected);
-    if expected.is_some() {
+    if expected.is_some() || newer {
         assert_eq!(
             std::fs::read(&record_path).unwrap(),
             record_bytes,
@@ -77,7 +84,10 @@ fn run(data: &[u8], dir: &PathBuf) {
         assert!(!record_path.exists(), "a corrupt record is dropped");
     }
     let listed = block_on(store.list()).expect("list never fails for content reasons");
-    assert_eq!(listed.iter().any(|id| id == SID), expected.is_some());
+    assert_eq!(
+        listed.iter().any(|id| id == SID),
+        expected.is_some() || newer
+    );
     for id in &listed {
         // Whatever is listed can be read without an error (it may be dropped as corrupt).
         block_on(store.get(id)).expect("get of a listed id");
