@@ -535,6 +535,7 @@ impl CookieConfig {
 
     /// How many keys the ring holds (one: every tag was made with the newest).
     pub(crate) fn key_count(&self) -> usize {
+        // A 0 here is equivalent: its one use skips a re-tag check that finds nothing with one key.
         self.keys.keys.len()
     }
 
@@ -968,6 +969,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// `set_cookie_parts` sizes its string exactly (`with_capacity` gives exactly what it is
+    /// asked for), so it is never reallocated while written nor copied into the header.
+    #[test]
+    fn set_cookie_text_is_written_at_its_exact_length() {
+        let attrs = CookieAttrs::new(true, true, Some(SameSite::Lax), "/".into(), None);
+        for max_age in [
+            None,
+            Some(0),
+            Some(999),
+            Some(1_000),
+            Some(86_400_000),
+            Some(u64::MAX),
+        ] {
+            let text = attrs.set_cookie("app.sid", "abc.def", max_age);
+            assert_eq!(text.capacity(), text.len(), "{text}");
+        }
+    }
+
+    /// L1: the codec's `Debug` shows its cookie names and mode, never a key.
+    #[test]
+    fn l1_the_codec_debugs_its_names_never_its_keys() {
+        assert_eq!(
+            format!("{:?}", codec(&[7], 16)),
+            r#"CookieConfig { session_name: "app.sid", client_name: "app.sid.cid", signed: true, .. }"#
+        );
     }
 
     #[test]

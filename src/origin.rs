@@ -170,4 +170,41 @@ mod tests {
             ])
         ));
     }
+
+    /// S1 (the handshake's `Origin` check): an IPv6 host in brackets splits at the `:` after
+    /// its `]`, never at one inside the address, so a default port written out or left out
+    /// compares equal for it as for a name.
+    #[test]
+    fn s1_an_ipv6_host_splits_after_its_bracket() {
+        let none = OriginPolicy::default();
+        let allowed = |host: &'static str, origin: &'static str| {
+            origin_allowed(&none, &headers(&[("host", host), ("origin", origin)]))
+        };
+        assert!(allowed("[::1]:80", "http://[::1]"));
+        assert!(allowed("[::1]", "http://[::1]:80"));
+        assert!(allowed("[::1]:3000", "http://[::1]:3000"));
+        assert!(!allowed("[::1]:3001", "http://[::1]:3000"));
+        assert!(!allowed("[::1]", "http://[::2]"));
+        assert_eq!(split_port("[::1]:3000", "80"), ("[::1]", "3000"));
+        assert_eq!(split_port("[::1]", "80"), ("[::1]", "80"));
+        assert_eq!(split_port("[2001:db8::7]", "443"), ("[2001:db8::7]", "443"));
+    }
+
+    /// S1: only digits after the last `:` are a port. An empty or non-numeric one is not
+    /// split off: the authority stays whole (so it equals no well-formed one) with the
+    /// default port.
+    #[test]
+    fn s1_an_empty_or_non_numeric_port_is_not_a_port() {
+        assert_eq!(split_port("a.test:", "80"), ("a.test:", "80"));
+        assert_eq!(split_port("a.test:abc", "80"), ("a.test:abc", "80"));
+        assert_eq!(split_port("a.test:3000", "80"), ("a.test", "3000"));
+        assert_eq!(split_port("a.test", "443"), ("a.test", "443"));
+        let none = OriginPolicy::default();
+        let allowed = |host: &'static str, origin: &'static str| {
+            origin_allowed(&none, &headers(&[("host", host), ("origin", origin)]))
+        };
+        assert!(!allowed("a.test:", "http://a.test"));
+        assert!(!allowed("a.test:abc", "http://a.test"));
+        assert!(!allowed("a.test", "http://a.test:abc"));
+    }
 }

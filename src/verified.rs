@@ -118,6 +118,7 @@ impl VerifiedCache {
         if bits == 0 {
             0
         } else {
+            // A guard only (x < len): its `^` mutant, len - 1 - x, is equivalent (a bijection).
             usize::try_from(mixed >> (64 - bits)).unwrap_or(0) & (self.len - 1)
         }
     }
@@ -212,6 +213,40 @@ mod tests {
         );
     }
 
+    /// C2: the bytes' differences are OR-ed, not XOR-ed: two positions that differ by the same
+    /// bits (`A`->`B` twice: 0x03 each) cancel under XOR, and the memo would then answer for a
+    /// value that never verified.
+    #[test]
+    fn c2_two_differences_that_cancel_under_xor_still_miss() {
+        let twice = |i: usize, j: usize| {
+            let mut other = VALUE.as_bytes().to_vec();
+            assert_eq!((other[i], other[j]), (b'A', b'A'));
+            other[i] = b'B';
+            other[j] = b'B';
+            String::from_utf8(other).unwrap()
+        };
+        let (mine, theirs) = (padded(VALUE).unwrap().1, padded(&twice(0, 1)).unwrap().1);
+        assert_eq!(
+            mine.iter()
+                .zip(&theirs)
+                .fold(0u8, |acc, (x, y)| acc ^ (x ^ y)),
+            0,
+            "the differences cancel under XOR"
+        );
+        assert!(!same(&mine, &theirs));
+        assert!(same(&mine, &mine));
+        let cache = VerifiedCache::new(1); // one slot: both values land in it
+        cache.remember(CookieKind::Client, VALUE, false);
+        for (i, j) in [(0, 1), (0, 31), (7, 20)] {
+            assert_eq!(
+                cache.lookup(CookieKind::Client, &twice(i, j)),
+                None,
+                "{i},{j}"
+            );
+        }
+        assert_eq!(cache.lookup(CookieKind::Client, VALUE), Some(false));
+    }
+
     #[test]
     fn a_newer_value_evicts_the_older_one_of_its_slot() {
         let cache = VerifiedCache::new(1);
@@ -233,6 +268,16 @@ mod tests {
         assert_eq!(off.lookup(CookieKind::Client, VALUE), None);
         assert_eq!(off.capacity(), 0);
         assert_eq!(VerifiedCache::new(1000).capacity(), 1024);
+    }
+
+    /// L1: the memo's `Debug` shows its size, never a value it holds.
+    #[test]
+    fn l1_the_memo_debugs_its_size_never_a_value() {
+        let cache = VerifiedCache::new(16);
+        cache.remember(CookieKind::Client, VALUE, false);
+        let text = format!("{cache:?}");
+        assert_eq!(text, "VerifiedCache { slots: 16, .. }");
+        assert!(!text.contains(&VALUE[..10]));
     }
 
     #[test]

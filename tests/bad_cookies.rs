@@ -300,3 +300,55 @@ fn c1_a_client_cookie_value_in_the_session_cookie_never_names_a_record_under_tha
         block_on(w.store.set(&cid, planted())).unwrap();
     }
 }
+
+#[test]
+fn c2_a_correctly_signed_id_of_the_wrong_shape_is_refused() {
+    // C2 checks the id's shape before (and besides) the MAC: an id the bridge's `IdGen` would
+    // never make (from another generator, or signed by anything else holding the key) is no
+    // id, even under a valid signature.
+    let w = World::new();
+    let bridge = w.bridge();
+    let (client, real) = alice(&bridge);
+    let (cid, sid) = (id_of(&client).to_owned(), id_of(&real).to_owned());
+    let misshapen = |id: &str| {
+        vec![
+            format!("{id}x"),
+            id[..id.len() - 1].to_owned(),
+            format!("/{}", &id[1..]),
+            "../../etc/passwd".to_owned(),
+        ]
+    };
+    // As the client cookie: a new client id is issued instead.
+    for bad in misshapen(&cid) {
+        let headers =
+            common::headers_with_cookies(&[
+                format!("{CLIENT}={}", sign(&KEY_A, CLIENT, &bad)).as_bytes()
+            ]);
+        let got = bridge.begin_request(&headers).client_id();
+        assert_ne!(
+            got.as_str(),
+            bad,
+            "a client id of the wrong shape was accepted"
+        );
+        assert_ne!(got.as_str(), cid);
+    }
+    // As the session cookie, naming a live unclaimed record tagged for Alice (her owner tag
+    // copied from her real record): H2 b would attach it (ST2).
+    let owner = block_on(w.store.get(&sid)).unwrap().unwrap().owner;
+    let planted = || Record {
+        owner: owner.clone(),
+        ..Record::new(r#"{"planted":true}"#, u64::MAX, DAY.as_millis() as u64)
+    };
+    for bad in misshapen(&sid) {
+        block_on(w.store.set(&bad, planted())).unwrap();
+        let out = send(&bridge, &client, sign(&KEY_A, SESSION, &bad).as_bytes());
+        assert_eq!(out.client_id, cid);
+        assert!(out.data.is_empty(), "{bad}: {:?}", out.data);
+    }
+    // Control: a planted record under a well-shaped id, correctly signed, is attached, so the
+    // rows above could fail.
+    let good = "P".repeat(sid.len());
+    block_on(w.store.set(&good, planted())).unwrap();
+    let control = send(&bridge, &client, sign(&KEY_A, SESSION, &good).as_bytes());
+    assert_eq!(Value::Object(control.data), json!({"planted": true}));
+}

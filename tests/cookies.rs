@@ -5,7 +5,8 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Browser, KEY_A, KEY_B, count, headers_with_cookies, world};
+use common::capture::Logs;
+use common::{Browser, KEY_A, KEY_B, count, headers_with_cookies, read_n, world};
 use futures::executor::block_on;
 use serde_json::json;
 use session_bridge::{LiveStore, SessionBridge, clock::ManualClock};
@@ -305,5 +306,179 @@ fn c4_duplicated_cookie_names_the_first_that_verifies_wins() {
             .await,
             json!({"bob": true})
         );
+    });
+}
+
+/// The `cookie` field of every captured warning that has one.
+fn warned_cookies(logs: &Logs) -> Vec<String> {
+    logs.lines()
+        .iter()
+        .filter(|line| line.starts_with("event WARN "))
+        .flat_map(|line| {
+            line.split(' ')
+                .filter_map(|token| token.strip_prefix("cookie="))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// C4 (and L1): when several different values of one cookie verify and none is trusted, the
+/// warning names that cookie by its own name, the client cookie's or the session cookie's,
+/// and never shows a value. Checked on what is logged over a request that reads the session
+/// and a socket handshake with the same cookies, whichever of them warns.
+#[test]
+fn c4_a_tossed_cookie_is_warned_about_by_its_name_never_its_value() {
+    block_on(async {
+        let w = world();
+        let (mut alice, mut bob) = (Browser::new(), Browser::new());
+        count(&mut alice, &w.bridge).await;
+        count(&mut bob, &w.bridge).await;
+        let value = |b: &Browser, name: &str| b.get(name).unwrap().to_owned();
+        let (alice_cid, bob_cid) = (value(&alice, "app.sid.cid"), value(&bob, "app.sid.cid"));
+        let (alice_sid, bob_sid) = (value(&alice, "app.sid"), value(&bob, "app.sid"));
+        let cases = [
+            (
+                "app.sid.cid",
+                format!("app.sid.cid={alice_cid}; app.sid.cid={bob_cid}"),
+            ),
+            ("app.sid", format!("app.sid={alice_sid}; app.sid={bob_sid}")),
+        ];
+        // Each signed value, and the id it carries.
+        let secrets: Vec<&str> = [&alice_cid, &bob_cid, &alice_sid, &bob_sid]
+            .into_iter()
+            .flat_map(|v| [v.as_str(), v.split('.').next().unwrap()])
+            .collect();
+        for (name, line) in cases {
+            let logs = Logs::install();
+            let headers = headers_with_cookies(&[line.as_bytes()]);
+            let ctx = w.bridge.begin_request(&headers);
+            let data = ctx.session().data().await.unwrap();
+            assert!(
+                data.is_empty(),
+                "{name}: neither value is trusted: {data:?}"
+            );
+            ctx.commit(&mut http::HeaderMap::new()).await.unwrap();
+            let _ = w.bridge.bind_socket(&headers).await;
+            let warned = warned_cookies(&logs);
+            assert!(
+                !warned.is_empty(),
+                "{name}: no warning names a cookie; captured: {:#?}",
+                logs.lines()
+            );
+            assert!(warned.iter().all(|c| c == name), "{name}: {warned:?}");
+            for line in logs.lines() {
+                for secret in &secrets {
+                    assert!(!line.contains(secret), "{name}: a value in {line:?}");
+                }
+            }
+        }
+    });
+}
+
+/// Random ids, and any text taken as an id (even the empty one): a generator whose
+/// `is_valid` checks nothing, as a custom one may.
+struct AnyId;
+
+impl session_bridge::id::IdGen for AnyId {
+    fn generate(&self) -> String {
+        session_bridge::id::RandomIdGen.generate()
+    }
+    fn is_valid(&self, _: &str) -> bool {
+        true
+    }
+}
+
+/// C6: a cookie value is a candidate only when every byte is visible ASCII (ids and signed
+/// values always are), whatever the `IdGen` would accept: a value with a space, a tab or a
+/// non-ASCII character inside is skipped like any bad pair, even unsigned.
+#[test]
+fn c6_a_value_that_is_not_visible_ascii_is_never_a_candidate() {
+    let bridge = SessionBridge::builder()
+        .key("app.sid")
+        .keys([KEY_A])
+        .signed(false)
+        .ids(AnyId)
+        .build()
+        .unwrap();
+    let client_id = |value: &str| {
+        let line = format!("app.sid.cid={value}");
+        let headers = headers_with_cookies(&[line.as_bytes()]);
+        bridge.begin_request(&headers).client_id().into_string()
+    };
+    assert_eq!(
+        client_id("plain"),
+        "plain",
+        "control: this IdGen takes any id"
+    );
+    for bad in ["caf\u{e9}", "a b", "a\tb", "\"a b\""] {
+        assert_ne!(client_id(bad).as_str(), bad.trim_matches('"'), "{bad:?}");
+    }
+}
+
+/// H3 with C4: a request that never touches its session never verifies its session cookie,
+/// however many values it carries. Two values that are refused as ambiguous (with C4's
+/// warning) once the session is read are not even looked at before; the same client cookie
+/// sent twice is one value, not a reason to verify everything at once.
+#[test]
+fn h3_c4_session_cookies_are_verified_only_once_the_session_is_touched() {
+    block_on(async {
+        let w = world();
+        let (mut alice, mut bob, mut carol) = (Browser::new(), Browser::new(), Browser::new());
+        for b in [&mut alice, &mut bob, &mut carol] {
+            count(b, &w.bridge).await;
+        }
+        let cid = alice.get("app.sid.cid").unwrap().to_owned();
+        let (bob_sid, carol_sid) = (bob.get("app.sid").unwrap(), carol.get("app.sid").unwrap());
+        for line in [
+            format!("app.sid.cid={cid}; app.sid={bob_sid}; app.sid={carol_sid}"),
+            format!("app.sid.cid={cid}; app.sid={bob_sid}; app.sid.cid={cid}; app.sid={carol_sid}"),
+        ] {
+            let headers = headers_with_cookies(&[line.as_bytes()]);
+            let logs = Logs::install();
+            let ctx = w.bridge.begin_request(&headers);
+            assert_eq!(ctx.client_id().as_str(), cid.split('.').next().unwrap());
+            ctx.commit(&mut http::HeaderMap::new()).await.unwrap();
+            assert_eq!(
+                warned_cookies(&logs),
+                Vec::<String>::new(),
+                "untouched: {line}"
+            );
+            // Control: read, the two session values are verified and refused with a warning.
+            let ctx = w.bridge.begin_request(&headers);
+            ctx.session().data().await.unwrap();
+            ctx.commit(&mut http::HeaderMap::new()).await.unwrap();
+            assert!(
+                warned_cookies(&logs).contains(&"app.sid".to_owned()),
+                "read: {line}"
+            );
+        }
+    });
+}
+
+/// C3 with C4: one session cookie is one candidate whatever ids the generator accepts (here
+/// any text, even the empty one): after a restart (H2 b) the session of a browser's single
+/// unsigned session cookie is attached, not refused as ambiguous.
+#[test]
+fn c3_c4_one_session_cookie_is_one_candidate_whatever_ids_are_valid() {
+    block_on(async {
+        let clock = ManualClock::new(1_700_000_000_000);
+        let store = Arc::new(LiveStore::with_clock(clock.clone()));
+        let build = || {
+            SessionBridge::builder()
+                .key("app.sid")
+                .keys([KEY_A])
+                .signed(false)
+                .ids(AnyId)
+                .clock(clock.clone())
+                .store(Arc::clone(&store))
+                .build()
+                .unwrap()
+        };
+        let mut b = Browser::new();
+        assert_eq!(count(&mut b, &build()).await, 1);
+        let restarted = build();
+        assert_eq!(read_n(&mut b, &restarted).await, Some(1));
+        assert_eq!(restarted.mapped_sessions(), 1, "re-attached");
     });
 }

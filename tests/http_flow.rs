@@ -727,6 +727,48 @@ fn h12_session_update_is_atomic_and_20_interleaved_requests_give_exactly_20() {
     });
 }
 
+/// H12, H4, H5: `update` on a session the store does not hold yet (a new browser's first
+/// request, or a session moving to a new id in a `regenerate`) changes it in place, and what
+/// it wrote is stored at commit along with the request's other changes.
+#[test]
+fn h4_h5_h12_session_update_of_a_new_or_regenerating_session_is_stored_at_commit() {
+    block_on(async {
+        let w = world();
+        let increment = |data: &mut serde_json::Map<String, serde_json::Value>| {
+            let n = data.get("n").and_then(|v| v.as_u64()).unwrap_or(0) + 1;
+            data.insert("n".into(), n.into());
+            n
+        };
+        // A new browser's first request.
+        let mut b = Browser::new();
+        let (n, cid) = b
+            .request(&w.bridge, |s| async move {
+                (s.update(increment).await.unwrap(), s.client_id())
+            })
+            .await
+            .value;
+        assert_eq!(n, 1);
+        let stored = w.bridge.get_by_client_id(&cid).await.unwrap();
+        assert_eq!(stored.expect("stored at commit")["n"], 1);
+        assert_eq!(read_n(&mut b, &w.bridge).await, Some(1));
+
+        // A login: `regenerate`, a plain write, then `update` on the moving session.
+        let (n, cid) = b
+            .request(&w.bridge, |s| async move {
+                s.regenerate().await.unwrap();
+                s.insert("user", "ada").await.unwrap();
+                (s.update(increment).await.unwrap(), s.client_id())
+            })
+            .await
+            .value;
+        assert_eq!(n, 2);
+        let stored = w.bridge.get_by_client_id(&cid).await.unwrap();
+        let stored = stored.expect("moved at commit");
+        assert_eq!((&stored["n"], &stored["user"]), (&2.into(), &"ada".into()));
+        assert_eq!(read_n(&mut b, &w.bridge).await, Some(2));
+    });
+}
+
 /// H12: `last_writer_wins(true)` restores the old behaviour for apps that want it.
 #[test]
 fn h12_last_writer_wins_restores_the_old_behaviour() {

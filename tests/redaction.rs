@@ -172,6 +172,11 @@ fn l1_records_events_streams_keys_tags_and_stores_redact() {
 
     let key = Key::try_from(KEY_TEXT).unwrap();
     s.check("Key", &format!("{key:?} {key:#?}"));
+    assert_eq!(
+        format!("{key:?}"),
+        "Key(..)",
+        "a key shows it is there, not its bytes"
+    );
     let tag = w.bridge.client_tag(&w.cid);
     s.check("IdTag", &format!("{tag:?} {tag:#?} {tag}"));
     s.check("client_room", &w.bridge.client_room(&w.cid));
